@@ -1,0 +1,20 @@
+# weightscape: does data diversity act on a network's weights like a regularizer - and like which one?
+# The grid (datasets x models x conditions x seeds) is fully known from the config; see README.md.
+from snakemake.utils import min_version
+
+min_version("9.20")
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/finetune.smk"
+include: "rules/summary.smk"
+
+
+rule all:
+    input:
+        "results/summary/runs.csv",
+    default_target: True

@@ -1,0 +1,44 @@
+rule prepare_data:
+    output:
+        train="results/data/{dataset}/train.npz",
+        val="results/data/{dataset}/val.npz",
+        test="results/data/{dataset}/test.npz",
+        classes="results/data/{dataset}/classes.json",
+    params:
+        dataset=lambda wildcards: DATASETS[wildcards.dataset],
+    log:
+        "results/logs/prepare_data/{dataset}.log",
+    benchmark:
+        "results/benchmarks/prepare_data/{dataset}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime="30m",
+    conda:
+        "../envs/weightscape.yaml"
+    script:
+        "../workflow_scripts/prepare_data.py"
+
+
+rule corrupt:
+    input:
+        test="results/data/{dataset}/test.npz",
+    output:
+        expand(
+            "results/data/{{dataset}}/ood/{corruption}.npz",
+            corruption=config["ood"]["corruptions"],
+        ),
+    params:
+        ood=config["ood"],
+    log:
+        "results/logs/corrupt/{dataset}.log",
+    benchmark:
+        "results/benchmarks/corrupt/{dataset}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime="30m",
+    conda:
+        "../envs/weightscape.yaml"
+    script:
+        "../workflow_scripts/corrupt.py"

@@ -1,0 +1,48 @@
+rule pretrained:
+    input:
+        classes="results/data/{dataset}/classes.json",
+    output:
+        weights="results/models/{model}/{dataset}/seed{seed}/weights.safetensors",
+        info="results/models/{model}/{dataset}/seed{seed}/model.json",
+    params:
+        model=lambda wildcards: MODELS[wildcards.model],
+    log:
+        "results/logs/pretrained/{model}/{dataset}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/pretrained/{model}/{dataset}/seed{seed}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime="20m",
+    conda:
+        "../envs/weightscape.yaml"
+    script:
+        "../workflow_scripts/pretrained.py"
+
+
+rule finetune:
+    input:
+        reference="results/models/{model}/{dataset}/seed{seed}/weights.safetensors",
+        reference_info="results/models/{model}/{dataset}/seed{seed}/model.json",
+        data=multiext("results/data/{dataset}/", "train.npz", "val.npz", "test.npz"),
+        ood=ood_files,
+    output:
+        weights="results/runs/{dataset}/{model}/{condition}/seed{seed}/weights.safetensors",
+        curve="results/runs/{dataset}/{model}/{condition}/seed{seed}/curve.csv",
+        metrics="results/runs/{dataset}/{model}/{condition}/seed{seed}/metrics.json",
+    params:
+        condition=lambda wildcards: CONDITIONS[wildcards.condition],
+        train=config["train"],
+    log:
+        "results/logs/finetune/{dataset}/{model}/{condition}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/finetune/{dataset}/{model}/{condition}/seed{seed}.tsv"
+    threads: config["train"]["threads"]
+    resources:
+        mem_mb=6000,
+        runtime="4h",
+        gpu=int(config["train"]["device"] == "cuda"),
+    conda:
+        "../envs/weightscape.yaml"
+    script:
+        "../workflow_scripts/finetune.py"

@@ -1,0 +1,88 @@
+"""Checks a JSON schema cannot express: unique names, files that must exist, sizes against the real dataset,
+model architectures the libraries know. Each failure is one ConfigError line naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from weightscape.config.conditions import expand_conditions
+
+WEIGHT_KEYWORDS = ("pretrained", "random")
+
+
+def _unique(items: list[dict], key: str, what: str) -> None:
+    from weightscape.config import ConfigError
+
+    seen = set()
+    for i, item in enumerate(items):
+        if item["name"] in seen:
+            raise ConfigError(f"{key}[{i}].name: duplicate {what} name {item['name']!r}; names must be unique")
+        seen.add(item["name"])
+
+
+def _check_dataset(i: int, dataset: dict, ood_per_class: int, base_dir: Path) -> None:
+    from weightscape.config import ConfigError
+    from weightscape.data.sources import SOURCES, SourceError
+
+    key = f"datasets[{i}]"
+    if dataset.get("root") and not Path(dataset["root"]).is_absolute():
+        dataset = {**dataset, "root": str(base_dir / dataset["root"])}
+    try:
+        train_available, test_available = SOURCES[dataset["source"]].per_class(dataset)
+    except SourceError as exc:
+        raise ConfigError(f"{key}.root: {exc}") from None
+    wanted = dataset["train_per_class"] + dataset["val_per_class"]
+    if wanted > train_available:
+        raise ConfigError(f"{key}.train_per_class: {dataset['train_per_class']} + val_per_class "
+                          f"{dataset['val_per_class']} = {wanted} images per class, but {dataset['source']} has "
+                          f"only {train_available} per class in its training split")
+    test_wanted = dataset["test_per_class"] or test_available
+    if test_wanted > test_available:
+        raise ConfigError(f"{key}.test_per_class: {test_wanted} requested, {dataset['source']} has only "
+                          f"{test_available} per class in its test split")
+    if ood_per_class > test_wanted:
+        raise ConfigError(f"ood.test_per_class: {ood_per_class} is more than the {test_wanted} test images per class "
+                          f"of dataset {dataset['name']!r}")
+
+
+def _check_model(i: int, model: dict, base_dir: Path) -> None:
+    from weightscape.config import ConfigError
+    from weightscape.models import check_arch
+
+    try:
+        check_arch(model["arch"])
+    except ValueError as exc:
+        raise ConfigError(f"models[{i}].arch: {exc}") from None
+    weights = model["weights"]
+    if weights not in WEIGHT_KEYWORDS and not (base_dir / weights).is_file():
+        raise ConfigError(f"models[{i}].weights: {weights!r} is neither {' nor '.join(WEIGHT_KEYWORDS)} nor an "
+                          f"existing weights file")
+
+
+def _check_conditions(config: dict) -> None:
+    from weightscape.config import ConfigError
+
+    conditions = expand_conditions(config)
+    if not conditions:
+        raise ConfigError("families / conditions: the grid is empty; enable families.baseline or declare a condition")
+    seen = {}
+    for condition in conditions:
+        if condition["name"] in seen:
+            raise ConfigError(f"conditions: duplicate condition name {condition['name']!r} (also produced by "
+                              f"families.{seen[condition['name']]}); names must be unique")
+        seen[condition["name"]] = condition["family"]
+    for i, declared in enumerate(config["conditions"]):
+        knob = {"dropout": "dropout", "weight_decay": "weight_decay"}.get(declared["family"])
+        if knob and knob not in declared:
+            raise ConfigError(f"conditions[{i}].{knob}: a {declared['family']} condition must set {knob}")
+
+
+def check_semantics(config: dict, base_dir: Path) -> None:
+    """Raise ConfigError on the first semantic problem of a schema-valid config (defaults already filled)."""
+    _unique(config["datasets"], "datasets", "dataset")
+    _unique(config["models"], "models", "model")
+    for i, dataset in enumerate(config["datasets"]):
+        _check_dataset(i, dataset, config["ood"]["test_per_class"], base_dir)
+    for i, model in enumerate(config["models"]):
+        _check_model(i, model, base_dir)
+    _check_conditions(config)

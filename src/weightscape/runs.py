@@ -1,0 +1,121 @@
+"""Pipeline stages around the model: the pretrained reference, one fine-tuning run, and the table of all runs.
+
+Each function reads and writes files only through its arguments, so the Snakemake adapters stay thin and the
+stages are callable from tests and notebooks.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+import pandas as pd
+import torch
+from safetensors.torch import load_file, save_file
+
+from weightscape.data.canonical import load_split
+from weightscape.io import atomic_path, read_json, write_csv, write_json
+from weightscape.models import build_model, insert_dropout
+from weightscape.train import InputSpec, evaluate, fit, to_model_inputs
+
+log = logging.getLogger(__name__)
+
+
+def save_weights(model: torch.nn.Module, path: str | Path) -> None:
+    """State dict as safetensors, written atomically (contiguous copies: safetensors rejects shared storage)."""
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp))
+
+
+def make_reference(model_cfg: dict, classes_json: str | Path, seed: int, weights_out: str | Path,
+                   info_out: str | Path) -> dict:
+    """The starting point of fine-tuning: pretrained backbone + a new head initialized with `seed`."""
+    num_classes = len(read_json(classes_json)["classes"])
+    built = build_model(model_cfg["arch"], num_classes, weights=model_cfg["weights"], head_seed=seed)
+    info = {"arch": model_cfg["arch"], "weights": model_cfg["weights"], "num_classes": num_classes,
+            "image_size": model_cfg["image_size"], "mean": list(built.mean), "std": list(built.std),
+            "classifier": built.classifier_name, "head_seed": seed,
+            "parameters": sum(p.numel() for p in built.module.parameters())}
+    save_weights(built.module, weights_out)
+    write_json(info_out, info)
+    log.info("reference %s: %d parameters, %d classes", model_cfg["arch"], info["parameters"], num_classes)
+    return info
+
+
+def load_reference(weights: str | Path, info_json: str | Path) -> tuple[torch.nn.Module, dict]:
+    """Rebuild the reference model offline (architecture from its info file, weights from safetensors)."""
+    info = read_json(info_json)
+    model = build_model(info["arch"], info["num_classes"], weights="random").module
+    model.load_state_dict(load_file(str(weights)), strict=True)
+    return model, info
+
+
+def evaluate_ood(model, ood_files: Iterable[str | Path], spec: InputSpec, batch_size: int, device) -> dict:
+    """Accuracy and ECE per corruption and severity, and their means over everything."""
+    by_corruption = {}
+    for path in ood_files:
+        with np.load(path) as archive:
+            images, labels, severities = archive["images"], archive["labels"], archive["severities"]
+        by_corruption[Path(path).stem] = {
+            str(int(severity)): {k: v for k, v in evaluate(model, to_model_inputs(images[i], spec), labels,
+                                                           batch_size, device).items() if k in ("accuracy", "ece")}
+            for i, severity in enumerate(severities)}
+    cells = [cell for severities in by_corruption.values() for cell in severities.values()]
+    mean = {k: float(np.mean([c[k] for c in cells])) for k in ("accuracy", "ece")} if cells else {}
+    return {"mean": mean, "by_corruption": by_corruption}
+
+
+def finetune_run(reference_weights: str | Path, reference_info: str | Path, data_dir: str | Path,
+                 ood_files: list[str | Path], condition: dict, train: dict, seed: int, device: torch.device,
+                 out_weights: str | Path, out_curve: str | Path, out_metrics: str | Path,
+                 progress: Callable[[Iterable], Iterable] = lambda it: it) -> dict:
+    """Fine-tune the reference under one condition and seed; write weights, curve and metrics; return the metrics."""
+    model, info = load_reference(reference_weights, reference_info)
+    if condition["dropout"] > 0:
+        instrumented = insert_dropout(model, condition["dropout"], info["classifier"])
+        log.info("dropout p=%g on %d modules", condition["dropout"], len(instrumented))
+    spec = InputSpec(info["image_size"], tuple(info["mean"]), tuple(info["std"]))
+    data_dir = Path(data_dir)
+    splits = {name: load_split(data_dir / f"{name}.npz") for name in ("train", "val", "test")}
+    inputs = {name: (to_model_inputs(images, spec), torch.as_tensor(labels)) for name, (images, labels) in
+              splits.items()}
+    curve = fit(model, *inputs["train"], train=train, weight_decay=condition["weight_decay"], seed=seed,
+                device=device, val=inputs["val"], progress=progress)
+    batch = train["eval_batch_size"]
+    metrics = {"condition": condition["name"], "family": condition["family"], "level": condition["level"],
+               "seed": seed, "n_train": len(splits["train"][1]), "epochs": train["epochs"],
+               "final_train_loss": curve[-1]["train_loss"],
+               "id": evaluate(model, *inputs["test"], batch, device),
+               "val": evaluate(model, *inputs["val"], batch, device) if len(inputs["val"][0]) else {},
+               "ood": evaluate_ood(model, ood_files, spec, batch, device)}
+    save_weights(model, out_weights)
+    write_csv(out_curve, pd.DataFrame(curve))
+    write_json(out_metrics, metrics)
+    log.info("%s seed %d: ID accuracy %.3f, ECE %.3f, OOD accuracy %.3f", condition["name"], seed,
+             metrics["id"]["accuracy"], metrics["id"]["ece"], metrics["ood"]["mean"].get("accuracy", float("nan")))
+    return metrics
+
+
+def runs_table(metrics_files: list[str | Path], keys: list[dict]) -> pd.DataFrame:
+    """One row per run: its identity (`keys`, e.g. dataset/model) + flattened metrics."""
+    rows = []
+    for path, key in zip(metrics_files, keys):
+        m = read_json(path)
+        row = {**key, "condition": m["condition"], "family": m["family"], "level": m["level"], "seed": m["seed"],
+               "n_train": m["n_train"], "epochs": m["epochs"], "final_train_loss": m["final_train_loss"]}
+        row.update({f"id_{k}": v for k, v in m["id"].items()})
+        row.update({f"val_{k}": v for k, v in m["val"].items()})
+        row.update({f"ood_{k}": v for k, v in m["ood"]["mean"].items()})
+        for corruption, severities in m["ood"]["by_corruption"].items():
+            row[f"ood_accuracy_{corruption}"] = float(np.mean([c["accuracy"] for c in severities.values()]))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_runs_table(metrics_files, keys, out_csv) -> pd.DataFrame:
+    table = runs_table(metrics_files, keys)
+    write_csv(out_csv, table)
+    return table
