@@ -15,6 +15,6 @@ include: "rules/summary.smk"
 
 
 rule all:
+    default_target: True
     input:
         "results/summary/runs.csv",
-    default_target: True

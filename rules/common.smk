@@ -1,4 +1,5 @@
 # Helpers only (no rules): config validation, the grid, and the per-rule config slices passed as params.
+import re
 import sys
 
 from weightscape.config import ConfigError, expand_conditions, validate_config
@@ -34,8 +35,11 @@ wildcard_constraints:
     corruption=one_of(config["ood"]["corruptions"]),
 
 
-def run_dir(run):
-    return "results/runs/{dataset}/{model}/{condition}/seed{seed}".format(**run)
+def run_file(run, name):
+    """A file of one fine-tuning run, e.g. run_file(run, "metrics.json")."""
+    return "results/runs/{dataset}/{model}/{condition}/seed{seed}/{name}".format(
+        name=name, **run
+    )
 
 
 def ood_files(wildcards):

@@ -4,18 +4,18 @@ rule prepare_data:
         val="results/data/{dataset}/val.npz",
         test="results/data/{dataset}/test.npz",
         classes="results/data/{dataset}/classes.json",
-    params:
-        dataset=lambda wildcards: DATASETS[wildcards.dataset],
     log:
         "results/logs/prepare_data/{dataset}.log",
     benchmark:
         "results/benchmarks/prepare_data/{dataset}.tsv"
+    conda:
+        "../envs/weightscape.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime="30m",
-    conda:
-        "../envs/weightscape.yaml"
+    params:
+        dataset=lambda wildcards: DATASETS[wildcards.dataset],
     script:
         "../workflow_scripts/prepare_data.py"
 
@@ -28,17 +28,17 @@ rule corrupt:
             "results/data/{{dataset}}/ood/{corruption}.npz",
             corruption=config["ood"]["corruptions"],
         ),
-    params:
-        ood=config["ood"],
     log:
         "results/logs/corrupt/{dataset}.log",
     benchmark:
         "results/benchmarks/corrupt/{dataset}.tsv"
+    conda:
+        "../envs/weightscape.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime="30m",
-    conda:
-        "../envs/weightscape.yaml"
+    params:
+        ood=config["ood"],
     script:
         "../workflow_scripts/corrupt.py"

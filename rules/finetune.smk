@@ -4,18 +4,18 @@ rule pretrained:
     output:
         weights="results/models/{model}/{dataset}/seed{seed}/weights.safetensors",
         info="results/models/{model}/{dataset}/seed{seed}/model.json",
-    params:
-        model=lambda wildcards: MODELS[wildcards.model],
     log:
         "results/logs/pretrained/{model}/{dataset}/seed{seed}.log",
     benchmark:
         "results/benchmarks/pretrained/{model}/{dataset}/seed{seed}.tsv"
+    conda:
+        "../envs/weightscape.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime="20m",
-    conda:
-        "../envs/weightscape.yaml"
+    params:
+        model=lambda wildcards: MODELS[wildcards.model],
     script:
         "../workflow_scripts/pretrained.py"
 
@@ -30,19 +30,19 @@ rule finetune:
         weights="results/runs/{dataset}/{model}/{condition}/seed{seed}/weights.safetensors",
         curve="results/runs/{dataset}/{model}/{condition}/seed{seed}/curve.csv",
         metrics="results/runs/{dataset}/{model}/{condition}/seed{seed}/metrics.json",
-    params:
-        condition=lambda wildcards: CONDITIONS[wildcards.condition],
-        train=config["train"],
     log:
         "results/logs/finetune/{dataset}/{model}/{condition}/seed{seed}.log",
     benchmark:
         "results/benchmarks/finetune/{dataset}/{model}/{condition}/seed{seed}.tsv"
+    conda:
+        "../envs/weightscape.yaml"
     threads: config["train"]["threads"]
     resources:
         mem_mb=6000,
         runtime="4h",
         gpu=int(config["train"]["device"] == "cuda"),
-    conda:
-        "../envs/weightscape.yaml"
+    params:
+        condition=lambda wildcards: CONDITIONS[wildcards.condition],
+        train=config["train"],
     script:
         "../workflow_scripts/finetune.py"

@@ -1,17 +1,17 @@
 rule summarize_runs:
     input:
-        metrics=[run_dir(run) + "/metrics.json" for run in RUNS],
+        metrics=[run_file(run, "metrics.json") for run in RUNS],
     output:
         runs="results/summary/runs.csv",
-    params:
-        run_keys=[{"dataset": run["dataset"], "model": run["model"]} for run in RUNS],
     log:
         "results/logs/summarize_runs.log",
+    conda:
+        "../envs/weightscape.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime="10m",
-    conda:
-        "../envs/weightscape.yaml"
+    params:
+        run_keys=[{"dataset": run["dataset"], "model": run["model"]} for run in RUNS],
     script:
         "../workflow_scripts/summarize_runs.py"

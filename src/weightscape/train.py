@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from typing import Callable, Iterable
@@ -13,6 +14,7 @@ from torch import nn
 from torchvision.transforms.v2 import functional as TF
 
 ECE_BINS = 15
+log = logging.getLogger(__name__)
 
 # (optimizer name, weight-decay mode) -> torch optimizer. torch's Adam/SGD add weight_decay * w to the gradient
 # (coupled L2, what the paper used); AdamW decays the weights directly (decoupled).
@@ -131,4 +133,6 @@ def fit(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, train: dic
         if not math.isfinite(row["train_loss"]):
             raise FloatingPointError(f"training loss became {row['train_loss']} in epoch {epoch}; lower train.lr")
         curve.append(row)
+        log.info("epoch %d/%d: " + ", ".join(f"{k} %.4f" for k in row if k not in ("epoch", "step")), epoch,
+                 train["epochs"], *[v for k, v in row.items() if k not in ("epoch", "step")])
     return curve

@@ -77,8 +77,19 @@ def _check_conditions(config: dict) -> None:
             raise ConfigError(f"conditions[{i}].{knob}: a {declared['family']} condition must set {knob}")
 
 
+def _check_train(train: dict) -> None:
+    from weightscape.config import ConfigError
+    from weightscape.train import OPTIMIZERS
+
+    if (train["optimizer"], train["weight_decay_mode"]) not in OPTIMIZERS:
+        allowed = ", ".join(f"{o}+{m}" for o, m in OPTIMIZERS)
+        raise ConfigError(f"train.weight_decay_mode: {train['weight_decay_mode']!r} is not available with optimizer "
+                          f"{train['optimizer']!r}; allowed combinations: {allowed}")
+
+
 def check_semantics(config: dict, base_dir: Path) -> None:
     """Raise ConfigError on the first semantic problem of a schema-valid config (defaults already filled)."""
+    _check_train(config["train"])
     _unique(config["datasets"], "datasets", "dataset")
     _unique(config["models"], "models", "model")
     for i, dataset in enumerate(config["datasets"]):

@@ -1,0 +1,83 @@
+"""Training-loop overhead: weightscape.train.fit vs a bare hand-written torch loop, side by side.
+
+Same model (the pretrained EfficientNet-Lite0 + a 10-class head), same batch size, same real data (Fashion-MNIST
+from the Debian package), same thread count. Runs alternate (bare, project, bare, project, ...) so that machine
+noise hits both; the median of each is reported. Goal: project / bare >= 0.9.
+
+    python benchmarks/train_loop.py [--images 640] [--epochs 2] [--repeats 3] [--threads 1] [--image-size 48]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from weightscape.runtime import pin_threads
+
+
+def bare_loop(model, inputs, labels, epochs, batch_size, lr, seed):
+    """The floor: what anyone would write by hand, nothing else."""
+    torch.manual_seed(seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    order_rng = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        for index in torch.randperm(len(inputs), generator=order_rng).split(batch_size):
+            loss = F.cross_entropy(model(inputs[index]), labels[index])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=640)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--image-size", type=int, default=48)
+    parser.add_argument("--batch-size", type=int, default=64)
+    args = parser.parse_args()
+    pin_threads(args.threads)
+
+    from weightscape.data.sources import SOURCES
+    from weightscape.models import build_model
+    from weightscape.train import InputSpec, fit, to_model_inputs
+
+    raw = SOURCES["fashion_mnist"].load({})
+    pick = np.random.default_rng(0).choice(len(raw.train_labels), args.images, replace=False)
+    built = build_model("efficientnet_lite0", 10, weights="pretrained", head_seed=0)
+    inputs = to_model_inputs(raw.train_images[pick], InputSpec(args.image_size, built.mean, built.std))
+    labels = torch.as_tensor(raw.train_labels[pick])
+    train = {"optimizer": "adam", "lr": 1e-3, "momentum": 0.9, "batch_size": args.batch_size, "epochs": args.epochs,
+             "weight_decay_mode": "coupled", "eval_batch_size": 256}
+    cpu = torch.device("cpu")
+    runners = {
+        "bare": lambda m: bare_loop(m, inputs, labels, args.epochs, args.batch_size, 1e-3, 0),
+        "weightscape": lambda m: fit(m, inputs, labels, train, 0.0, 0, cpu),
+    }
+    runners["bare"](copy.deepcopy(built.module))  # warm-up (allocator, kernels) outside the timing
+    rates = {name: [] for name in runners}
+    for _ in range(args.repeats):
+        for name, run in runners.items():
+            model = copy.deepcopy(built.module)
+            start = time.perf_counter()
+            run(model)
+            rates[name].append(args.images * args.epochs / (time.perf_counter() - start))
+    bare, ours = statistics.median(rates["bare"]), statistics.median(rates["weightscape"])
+    print(f"model efficientnet_lite0 @ {args.image_size}px, batch {args.batch_size}, {args.images} images x "
+          f"{args.epochs} epochs, {args.threads} thread(s), {args.repeats} alternating repeats (median)")
+    print(f"{'loop':<12}{'images/s':>10}   runs")
+    for name, values in rates.items():
+        print(f"{name:<12}{statistics.median(values):>10.1f}   " + ", ".join(f"{v:.1f}" for v in values))
+    print(f"ratio weightscape / bare = {ours / bare:.3f}   (goal >= 0.9)")
+
+
+if __name__ == "__main__":
+    main()

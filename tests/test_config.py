@@ -1,0 +1,131 @@
+"""Config validation: defaults are filled, and every bad value is one line naming the key and what is allowed."""
+
+import copy
+
+import pytest
+import yaml
+
+from conftest import REPO, base_config, tiny_dataset_config
+from weightscape.config import ConfigError, expand_conditions, load_config, validate_config
+
+
+def test_defaults_are_filled_from_the_schema(fashion_root):
+    config = validate_config(base_config())
+    assert config["train"]["optimizer"] == "adam"
+    assert config["train"]["weight_decay_mode"] == "coupled"
+    assert config["models"][0]["weights"] == "pretrained"
+    assert config["models"][0]["image_size"] == 32
+    assert config["ood"]["severities"] == [1, 2, 3, 4, 5]
+    assert config["families"]["baseline"] is True
+    assert config["datasets"][0]["split_seed"] == 0
+
+
+def test_shipped_configs_validate_and_expand(fashion_root):
+    default = load_config(REPO / "config.yaml")
+    names = [c["name"] for c in expand_conditions(default)]
+    assert names[0] == "baseline" and len(names) == 11
+    assert sum(c["family"] == "dropout" for c in expand_conditions(default)) == 4
+    assert sum(c["family"] == "weight_decay" for c in expand_conditions(default)) == 6
+    smoke = load_config(REPO / "configs/smoke.yaml")
+    assert [c["family"] for c in expand_conditions(smoke)] == ["baseline", "dropout", "weight_decay"]
+
+
+def test_conditions_set_their_knob_and_level(fashion_root):
+    config = validate_config(base_config(conditions=[{"name": "heavy_drop", "family": "dropout", "dropout": 0.6}]))
+    by_name = {c["name"]: c for c in expand_conditions(config)}
+    assert by_name["dropout_0.5"] == {"name": "dropout_0.5", "family": "dropout", "level": 0.5, "dropout": 0.5,
+                                      "weight_decay": 0.0}
+    assert by_name["weight_decay_0.001"]["weight_decay"] == 0.001 and by_name["weight_decay_0.001"]["dropout"] == 0
+    assert by_name["baseline"]["dropout"] == 0 and by_name["baseline"]["weight_decay"] == 0
+    assert by_name["heavy_drop"]["level"] == 0.6
+
+
+def _with(path: str, value):
+    """base_config() with one key set (path like 'train.epochs' or 'datasets.0.source'); value None deletes it."""
+    config = base_config()
+    *parents, last = path.split(".")
+    node = config
+    for part in parents:
+        node = node[int(part)] if part.isdigit() else node.setdefault(part, {})
+    key = int(last) if last.isdigit() else last
+    node[key] = value
+    return config
+
+
+BAD_CONFIGS = {
+    "unknown dataset": (_with("datasets.0.source", "mnist3d"), "datasets[0].source", "fashion_mnist"),
+    "unknown model": (_with("models.0.arch", "resnet9000"), "models[0].arch", "timm:"),
+    "unknown timm model": (_with("models.0.arch", "timm:not_a_real_net"), "models[0].arch", "not_a_real_net"),
+    "unknown family": (base_config(conditions=[{"name": "x", "family": "dropconnect"}]), "conditions[0].family",
+                       "weight_decay"),
+    "dropout = 1": (_with("families.dropout", [1.0]), "families.dropout[0]", "< 1"),
+    "negative dropout": (_with("families.dropout", [-0.1]), "families.dropout[0]", ">= 0"),
+    "negative weight decay": (_with("families.weight_decay", [-1e-4]), "families.weight_decay[0]", ">= 0"),
+    "zero epochs": (_with("train.epochs", 0), "train.epochs", ">= 1"),
+    "missing imagefolder path": (_with("datasets.0", tiny_dataset_config(source="imagefolder", root="/nonexistent/x")),
+                                 "datasets[0].root", "/nonexistent/x"),
+    "missing fashion root": (_with("datasets.0.root", "/nonexistent/fmnist"), "datasets[0].root", "/nonexistent/fmnist"),
+    "train size too large": (_with("datasets.0.train_per_class", 7000), "datasets[0].train_per_class", "6000"),
+    "test size too large": (_with("datasets.0.test_per_class", 5000), "datasets[0].test_per_class", "1000"),
+    "duplicate condition": (base_config(conditions=[{"name": "baseline", "family": "baseline"}]), "conditions",
+                            "duplicate condition name 'baseline'"),
+    "duplicate dataset": (base_config(datasets=[tiny_dataset_config(), tiny_dataset_config()]), "datasets[1].name",
+                          "duplicate"),
+    "unknown top-level key": (base_config(trian={"lr": 0.1}), "trian", "unknown key"),
+    "unknown nested key": (_with("train.lr_schedule", "cosine"), "train.lr_schedule", "allowed keys here"),
+    "wrong type": (_with("train.lr", "fast"), "train.lr", "expected number"),
+    "empty seed list": (_with("seeds", []), "seeds", "at least 1"),
+    "duplicate seeds": (_with("seeds", [1, 1]), "seeds", "duplicates"),
+    "bad name": (_with("datasets.0.name", "my data/1"), "datasets[0].name", "not a valid name"),
+    "unknown corruption": (_with("ood.corruptions", ["frost"]), "ood.corruptions[0]", "gaussian_noise"),
+    "ood larger than test": (_with("ood.test_per_class", 50), "ood.test_per_class", "more than"),
+    "missing weights file": (_with("models.0.weights", "nowhere.safetensors"), "models[0].weights", "nowhere"),
+    "sgd with decoupled decay": (_with("train.optimizer", "sgd") | {"train": {"optimizer": "sgd",
+                                 "weight_decay_mode": "decoupled"}}, "train.weight_decay_mode", "adam+decoupled"),
+    "dropout condition without p": (base_config(conditions=[{"name": "d", "family": "dropout"}]),
+                                    "conditions[0].dropout", "must set dropout"),
+    "missing datasets": (_with("datasets", None) | {"datasets": None}, "datasets", "expected array"),
+    "empty grid": (_with("families", {"baseline": False, "dropout": [], "weight_decay": []}), "families",
+                   "grid is empty"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CONFIGS))
+def test_bad_config_is_one_line_naming_the_key(case, fashion_root):
+    config, key, allowed = BAD_CONFIGS[case]
+    with pytest.raises(ConfigError) as info:
+        validate_config(copy.deepcopy(config))
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(key), message
+    assert allowed in message, message
+
+
+def test_at_least_twelve_distinct_bad_configs_are_covered():
+    assert len(BAD_CONFIGS) >= 12
+    assert len({key for _, key, _ in BAD_CONFIGS.values()}) >= 12
+
+
+def test_load_config_reports_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("datasets: [\n  - name: x\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(broken)
+    listing = tmp_path / "list.yaml"
+    listing.write_text(yaml.safe_dump([1, 2]))
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load_config(listing)
+
+
+def test_cli_check_config_lists_the_grid_or_one_error_line(tmp_path, capsys, fashion_root):
+    from weightscape.cli import main
+
+    assert main(["check-config", str(REPO / "configs" / "smoke.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "3 conditions x 1 seed(s)" in out and "dropout_0.5" in out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(base_config(seeds=[])))
+    assert main(["check-config", str(bad)]) == 1
+    assert capsys.readouterr().err.strip() == "weightscape: config error: seeds: needs at least 1 item(s), got 0"

@@ -1,0 +1,113 @@
+"""End to end through the `snakemake` command line, in a scratch directory, on the smoke config."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO
+
+pytestmark = pytest.mark.pipeline
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+
+
+def snakemake(workdir: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", HF_HUB_OFFLINE="1")
+    return subprocess.run([SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), *args],
+                          capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def write_config(path: Path, source: Path, **changes) -> Path:
+    config = yaml.safe_load(source.read_text())
+    for section, values in changes.items():
+        config[section] = {**config.get(section, {}), **values} if isinstance(values, dict) else values
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory, fashion_root):
+    workdir = tmp_path_factory.mktemp("smoke")
+    config = write_config(workdir / "smoke.yaml", REPO / "configs" / "smoke.yaml")
+    result = snakemake(workdir, "--cores", "2", "--configfile", str(config))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir, config
+
+
+def test_smoke_grid_runs_end_to_end(smoke):
+    workdir, _ = smoke
+    with open(workdir / "results" / "summary" / "runs.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["condition"], r["family"]) for r in rows] == [
+        ("baseline", "baseline"), ("dropout_0.5", "dropout"), ("weight_decay_0.001", "weight_decay")]
+    for row in rows:
+        assert float(row["id_accuracy"]) > 0.3, row  # chance is 0.1 on 10 classes
+        assert 0 <= float(row["id_ece"]) <= 1 and float(row["ood_accuracy"]) > 0.1
+        assert row["dataset"] == "fashion_mnist" and row["model"] == "efficientnet_lite0" and row["seed"] == "0"
+        run = workdir / "results" / "runs" / "fashion_mnist" / "efficientnet_lite0" / row["condition"] / "seed0"
+        assert (run / "weights.safetensors").stat().st_size > 1_000_000
+        metrics = json.loads((run / "metrics.json").read_text())
+        assert set(metrics["ood"]["by_corruption"]) == {"gaussian_noise", "defocus_blur", "fog", "contrast",
+                                                         "jpeg_compression"}
+        assert all(set(s) == {"1", "3", "5"} for s in metrics["ood"]["by_corruption"].values())
+        with open(run / "curve.csv") as fh:
+            assert [int(r["epoch"]) for r in csv.DictReader(fh)] == [1, 2, 3]
+        assert (workdir / "results" / "logs" / "finetune" / "fashion_mnist" / "efficientnet_lite0" /
+                row["condition"] / "seed0.log").stat().st_size > 0
+    reference = workdir / "results" / "models" / "efficientnet_lite0" / "fashion_mnist" / "seed0"
+    assert (reference / "weights.safetensors").is_file() and (reference / "model.json").is_file()
+    assert (workdir / "results" / "benchmarks" / "finetune").is_dir()
+
+
+def test_second_run_does_nothing(smoke):
+    workdir, config = smoke
+    result = snakemake(workdir, "--cores", "2", "--configfile", str(config))
+    assert result.returncode == 0
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_changing_the_learning_rate_reruns_only_the_fine_tunes(smoke):
+    workdir, config = smoke
+    changed = write_config(workdir / "lr.yaml", config, train={"lr": 0.002})
+    result = snakemake(workdir, "-n", "--cores", "2", "--configfile", str(changed))
+    assert result.returncode == 0, result.stderr
+    jobs = _job_counts(result.stdout)
+    assert jobs.get("finetune") == 3 and jobs.get("summarize_runs") == 1
+    assert not {"prepare_data", "corrupt", "pretrained"} & set(jobs)
+
+
+def _job_counts(dry_run_output: str) -> dict[str, int]:
+    """The 'Job stats' table of a dry run: rule -> number of jobs."""
+    lines = dry_run_output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("job ") and "count" in line)
+    counts = {}
+    for line in lines[start + 2:]:
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit():
+            break
+        counts[parts[0]] = int(parts[1])
+    return counts
+
+
+def test_default_config_dry_run_lists_the_grid(tmp_path, fashion_root):
+    result = snakemake(tmp_path, "-n", "--cores", "2", "--configfile", str(REPO / "config.yaml"))
+    assert result.returncode == 0, result.stderr
+    jobs = _job_counts(result.stdout)
+    assert jobs == {"all": 1, "corrupt": 1, "finetune": 11, "prepare_data": 1, "pretrained": 1, "summarize_runs": 1,
+                    "total": 16}
+
+
+def test_bad_config_stops_before_any_job_with_one_line(tmp_path, fashion_root):
+    config = write_config(tmp_path / "bad.yaml", REPO / "configs" / "smoke.yaml", train={"epochs": 0})
+    result = snakemake(tmp_path, "--cores", "1", "--configfile", str(config))
+    assert result.returncode != 0
+    output = (result.stdout + result.stderr).strip()
+    assert "Traceback" not in output
+    errors = [line for line in output.splitlines() if "config error" in line]
+    assert errors == ["weightscape: config error: train.epochs: 0 is out of range; allowed: >= 1"], output
+    assert not (tmp_path / "results").exists()

@@ -1,0 +1,145 @@
+"""Fine-tuning loop and evaluation: hand-computed metrics, optimizer semantics, determinism, learning."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from conftest import tiny_dataset_config
+from weightscape.data.prepare import prepare_dataset
+from weightscape.data.ood import make_ood_sets
+from weightscape.io import atomic_path
+from weightscape.runs import finetune_run, make_reference
+from weightscape.train import (InputSpec, classification_metrics, expected_calibration_error, fit, make_optimizer,
+                               to_model_inputs)
+
+TRAIN = {"optimizer": "adam", "lr": 1e-2, "momentum": 0.9, "batch_size": 8, "epochs": 3,
+         "weight_decay_mode": "coupled", "eval_batch_size": 16, "device": "cpu", "threads": 1}
+
+
+def test_ece_matches_a_hand_computed_value():
+    # confidences 0.95 (right), 0.94 (wrong) share bin (14/15, 1]: |1/2 - 0.945| * 2/4
+    #             0.52 (right) is alone in bin (7/15, 8/15], 0.55 (right) alone in bin (8/15, 9/15]
+    probs = torch.tensor([[0.95, 0.05], [0.06, 0.94], [0.55, 0.45], [0.48, 0.52]], dtype=torch.float64)
+    labels = torch.tensor([0, 0, 0, 1])
+    expected = (abs(0.5 - 0.945) * 2 + abs(1 - 0.55) + abs(1 - 0.52)) / 4
+    assert expected_calibration_error(probs, labels) == pytest.approx(expected, abs=1e-12)
+    perfect = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+    assert expected_calibration_error(perfect, torch.tensor([0, 1])) == 0.0
+
+
+def test_classification_metrics_by_hand():
+    probs = torch.tensor([[0.8, 0.2], [0.3, 0.7], [0.6, 0.4]], dtype=torch.float64)
+    metrics = classification_metrics(probs, torch.tensor([0, 1, 1]))
+    assert metrics["accuracy"] == pytest.approx(2 / 3)
+    assert metrics["nll"] == pytest.approx(-(math.log(0.8) + math.log(0.7) + math.log(0.4)) / 3)
+
+
+def test_model_inputs_are_three_channel_resized_and_normalized():
+    images = np.zeros((2, 28, 28, 1), np.uint8)
+    images[1] = 255
+    x = to_model_inputs(images, InputSpec(32, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)))
+    assert x.shape == (2, 3, 32, 32) and x.dtype == torch.float32
+    assert torch.all(x[0] == -1) and torch.allclose(x[1], torch.ones_like(x[1]))
+    rgb = np.random.default_rng(0).integers(0, 256, (1, 8, 8, 3), dtype=np.uint8)
+    y = to_model_inputs(rgb, InputSpec(8, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)))
+    assert torch.allclose(y[0], torch.as_tensor(rgb[0]).permute(2, 0, 1).float() / 255)
+
+
+def test_coupled_and_decoupled_weight_decay_differ_as_documented():
+    def one_step(mode):
+        weight = nn.Parameter(torch.full((3,), 2.0))
+        model = nn.Module()
+        model.weight = weight
+        optimizer = make_optimizer(model, TRAIN | {"lr": 0.1, "weight_decay_mode": mode}, weight_decay=0.5)
+        weight.grad = torch.zeros(3)
+        optimizer.step()
+        return type(optimizer), weight.detach()
+
+    coupled_type, coupled = one_step("coupled")
+    decoupled_type, decoupled = one_step("decoupled")
+    assert coupled_type is torch.optim.Adam and decoupled_type is torch.optim.AdamW
+    # coupled: the L2 gradient 0.5 * 2 goes through Adam's normalization -> a full lr step
+    assert torch.allclose(coupled, torch.full((3,), 2.0 - 0.1), atol=1e-6)
+    # decoupled: w <- w - lr * wd * w, and the zero gradient moves nothing else
+    assert torch.allclose(decoupled, torch.full((3,), 2.0 * (1 - 0.1 * 0.5)), atol=1e-6)
+
+
+def _toy_problem():
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 3, 8, 8, generator=generator)
+    y = (x[:, 0].mean(dim=(1, 2)) > 0).long()
+    return x, y
+
+
+def _toy_model():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(192, 16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 2))
+
+
+def test_fit_learns_and_is_deterministic_per_seed():
+    x, y = _toy_problem()
+    runs = {}
+    for name, seed in (("a", 1), ("b", 1), ("c", 2)):
+        model = _toy_model()
+        curve = fit(model, x, y, TRAIN | {"epochs": 15}, 0.0, seed, torch.device("cpu"), val=(x, y))
+        runs[name] = (curve, torch.cat([p.flatten() for p in model.parameters()]))
+    curve = runs["a"][0]
+    assert curve[-1]["train_loss"] < 0.5 * curve[0]["train_loss"]
+    assert curve[-1]["val_accuracy"] > 0.9
+    assert torch.equal(runs["a"][1], runs["b"][1]) and runs["a"][0] == runs["b"][0]
+    assert not torch.equal(runs["a"][1], runs["c"][1])
+
+
+def test_fit_reports_divergence_clearly():
+    x, y = _toy_problem()
+    with pytest.raises(FloatingPointError, match="lower train.lr"):
+        fit(_toy_model(), x * 1e30, y, TRAIN | {"lr": 1e10}, 0.0, 0, torch.device("cpu"))
+
+
+def test_atomic_path_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "out.json"
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("killed")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def tiny_pipeline_inputs(tmp_path_factory, fashion_root):
+    """Real Fashion-MNIST subset + OOD sets + the real pretrained EfficientNet-Lite0 reference."""
+    root = tmp_path_factory.mktemp("tiny")
+    prepare_dataset(tiny_dataset_config() | {"root": None, "split_seed": 0}, root / "data")
+    ood = {"corruptions": ["gaussian_noise", "fog"], "severities": [1, 3], "test_per_class": 2, "seed": 0}
+    ood_files = {name: root / "data" / "ood" / f"{name}.npz" for name in ood["corruptions"]}
+    make_ood_sets(root / "data" / "test.npz", ood, ood_files)
+    model = {"name": "lite0", "arch": "efficientnet_lite0", "weights": "pretrained", "image_size": 32}
+    make_reference(model, root / "data" / "classes.json", 0, root / "ref.safetensors", root / "ref.json")
+    return root, list(ood_files.values())
+
+
+def _run(root, ood_files, condition, out, seed=0):
+    return finetune_run(root / "ref.safetensors", root / "ref.json", root / "data", ood_files, condition,
+                        TRAIN | {"lr": 1e-3, "epochs": 2}, seed, torch.device("cpu"), out / "weights.safetensors",
+                        out / "curve.csv", out / "metrics.json")
+
+
+def test_finetune_run_is_reproducible_byte_for_byte(tiny_pipeline_inputs, tmp_path):
+    root, ood_files = tiny_pipeline_inputs
+    condition = {"name": "dropout_0.3", "family": "dropout", "level": 0.3, "dropout": 0.3, "weight_decay": 1e-4}
+    metrics = _run(root, ood_files, condition, tmp_path / "a")
+    _run(root, ood_files, condition, tmp_path / "b")
+    assert (tmp_path / "a" / "metrics.json").read_bytes() == (tmp_path / "b" / "metrics.json").read_bytes()
+    assert (tmp_path / "a" / "weights.safetensors").read_bytes() == (tmp_path / "b" / "weights.safetensors").read_bytes()
+    stored = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert stored["id"]["accuracy"] == metrics["id"]["accuracy"]
+    assert set(stored["ood"]["by_corruption"]) == {"gaussian_noise", "fog"}
+    assert set(stored["ood"]["by_corruption"]["fog"]) == {"1", "3"}
+    cells = [c["accuracy"] for s in stored["ood"]["by_corruption"].values() for c in s.values()]
+    assert stored["ood"]["mean"]["accuracy"] == pytest.approx(np.mean(cells))
+    _run(root, ood_files, condition, tmp_path / "c", seed=1)
+    assert (tmp_path / "c" / "weights.safetensors").read_bytes() != (tmp_path / "a" / "weights.safetensors").read_bytes()
