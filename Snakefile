@@ -11,6 +11,7 @@ configfile: "config.yaml"
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/finetune.smk"
+include: "rules/spectra.smk"
 include: "rules/summary.smk"
 
 
@@ -18,3 +19,4 @@ rule all:
     default_target: True
     input:
         "results/summary/runs.csv",
+        "results/summary/layers.parquet",

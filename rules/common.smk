@@ -1,4 +1,5 @@
 # Helpers only (no rules): config validation, the grid, and the per-rule config slices passed as params.
+import os
 import re
 import sys
 
@@ -48,3 +49,46 @@ def ood_files(wildcards):
         dataset=wildcards.dataset,
         corruption=config["ood"]["corruptions"],
     )
+
+
+REFERENCES = [
+    {"dataset": d, "model": m, "seed": s}
+    for d in DATASETS
+    for m in MODELS
+    for s in SEEDS
+]
+
+
+def spectra_entries():
+    """(layers.parquet path, identity) of every analysed model: each reference, each run, each delta."""
+    entries = [
+        (
+            "results/models/{model}/{dataset}/seed{seed}/spectra/layers.parquet".format(
+                **ref
+            ),
+            {
+                **ref,
+                "condition": "pretrained",
+                "family": "pretrained",
+                "stage": "pretrained",
+            },
+        )
+        for ref in REFERENCES
+    ]
+    stages = {"finetuned": "spectra", "delta": "spectra_delta"}
+    if not config["spectra"]["delta"]:
+        del stages["delta"]
+    for run in RUNS:
+        family = CONDITIONS[run["condition"]]["family"]
+        for stage, folder in stages.items():
+            path = run_file(run, os.path.join(folder, "layers.parquet"))
+            entries.append((path, {**run, "family": family, "stage": stage}))
+    return entries
+
+
+def spectra_tables(wildcards):
+    return [path for path, _ in spectra_entries()]
+
+
+def spectra_table_keys():
+    return [key for _, key in spectra_entries()]

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -64,6 +65,28 @@ def test_smoke_grid_runs_end_to_end(smoke):
     assert (workdir / "results" / "benchmarks" / "finetune").is_dir()
 
 
+def test_smoke_grid_has_spectra_for_the_reference_and_every_run(smoke):
+    workdir, _ = smoke
+    layers = pd.read_parquet(workdir / "results" / "summary" / "layers.parquet")
+    per_model = layers.groupby(["stage", "condition"]).size()
+    assert set(per_model.index) == {("pretrained", "pretrained"), ("finetuned", "baseline"),
+                                    ("finetuned", "dropout_0.5"), ("finetuned", "weight_decay_0.001")}
+    from torch import nn
+
+    from weightscape.models import build_model
+
+    lite0 = build_model("efficientnet_lite0", 10, weights="random").module
+    weight_layers = sum(isinstance(m, (nn.Conv2d, nn.Linear)) for m in lite0.modules())
+    assert per_model.nunique() == 1 and per_model.iloc[0] == weight_layers == 50  # every model, every layer
+    assert {"alpha", "log_norm", "log_spectral_norm", "stable_rank", "entropy", "num_spikes"} <= set(layers.columns)
+    # fine-tuning moved the weights: the classifier's norm differs from the reference's
+    head = layers[layers["longname"] == "classifier"].set_index("condition")["log_norm"]
+    assert head["baseline"] != head["pretrained"]
+    run = workdir / "results" / "runs" / "fashion_mnist" / "efficientnet_lite0" / "baseline" / "seed0" / "spectra"
+    assert len(pd.read_csv(run / "layers.csv")) == per_model.iloc[0]
+    assert (run / "eigenvalues.npz").stat().st_size > 0
+
+
 def test_second_run_does_nothing(smoke):
     workdir, config = smoke
     result = snakemake(workdir, "--cores", "2", "--configfile", str(config))
@@ -77,8 +100,9 @@ def test_changing_the_learning_rate_reruns_only_the_fine_tunes(smoke):
     result = snakemake(workdir, "-n", "--cores", "2", "--configfile", str(changed))
     assert result.returncode == 0, result.stderr
     jobs = _job_counts(result.stdout)
-    assert jobs.get("finetune") == 3 and jobs.get("summarize_runs") == 1
-    assert not {"prepare_data", "corrupt", "pretrained"} & set(jobs)
+    assert jobs.get("finetune") == 3 and jobs.get("spectra_run") == 3
+    assert jobs.get("summarize_runs") == 1 and jobs.get("summarize_spectra") == 1
+    assert not {"prepare_data", "corrupt", "pretrained", "spectra_reference"} & set(jobs)
 
 
 def _job_counts(dry_run_output: str) -> dict[str, int]:
@@ -99,7 +123,7 @@ def test_default_config_dry_run_lists_the_grid(tmp_path, fashion_root):
     assert result.returncode == 0, result.stderr
     jobs = _job_counts(result.stdout)
     assert jobs == {"all": 1, "corrupt": 1, "finetune": 11, "prepare_data": 1, "pretrained": 1, "summarize_runs": 1,
-                    "total": 16}
+                    "spectra_reference": 1, "spectra_run": 11, "summarize_spectra": 1, "total": 29}
 
 
 def test_bad_config_stops_before_any_job_with_one_line(tmp_path, fashion_root):

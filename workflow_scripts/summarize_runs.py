@@ -1,7 +1,7 @@
-"""Adapter: rule summarize_runs -> weightscape.runs.write_runs_table."""
+"""Adapter: rule summarize_runs -> weightscape.tables.write_runs_table."""
 from weightscape.runtime import job_logging
 
 with job_logging(snakemake.log[0]):
-    from weightscape.runs import write_runs_table
+    from weightscape.tables import write_runs_table
 
-    table = write_runs_table(snakemake.input.metrics, snakemake.params.run_keys, snakemake.output.runs)
+    write_runs_table(snakemake.input.metrics, snakemake.params.run_keys, snakemake.output.runs)

@@ -1,9 +1,10 @@
-"""`weightscape` command line: tools for use outside the pipeline (later stages add spectra, compare, ...)."""
+"""`weightscape` command line: the pipeline's tools for use outside it (config check, spectra, ...)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -23,12 +24,80 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_model(source: str, info: str | None, weights: str, num_classes: int | None):
+    """A checkpoint file (safetensors + model.json) or an architecture spec from the model registry."""
+    from weightscape.checkpoints import CheckpointError, load_checkpoint
+    from weightscape.models import build_model, check_arch
+
+    if source.endswith(".safetensors") or Path(source).is_file():
+        return load_checkpoint(source, info)[0]
+    try:
+        check_arch(source)
+    except ValueError:
+        raise CheckpointError(f"{source}: neither an existing checkpoint file nor a known architecture "
+                              f"(efficientnet_lite0, timm:<name>, torchvision:<name>)") from None
+    return build_model(source, num_classes or 1000, weights=weights).module
+
+
+def _spectra(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from weightscape.checkpoints import CheckpointError
+    from weightscape.io import atomic_path, write_csv
+    from weightscape.runtime import pin_threads, progress
+
+    pin_threads(args.threads)
+    from weightscape.spectra.analyze import analyze
+    from weightscape.spectra.esd import save_eigenvalues
+
+    try:
+        model = _load_model(args.model, args.info, args.weights, args.num_classes)
+        base = _load_model(args.base, args.base_info, args.weights, args.num_classes) if args.base else None
+        table, eigenvalues = analyze(model, base_model=base, convention=args.convention, mp_fit=args.mp_fit,
+                                     randomize=args.randomize, farms=args.farms, min_tail=args.min_tail,
+                                     return_eigenvalues=True,
+                                     progress=lambda it, **kw: progress(it, sys.stderr, desc="layers", **kw))
+    except (CheckpointError, ValueError, FileNotFoundError) as error:
+        print(f"weightscape: {error}", file=sys.stderr)
+        return 1
+    if args.out.endswith(".parquet"):
+        with atomic_path(args.out) as tmp:
+            table.to_parquet(tmp, index=False)
+    else:
+        write_csv(args.out, table)
+    if args.eigenvalues:
+        save_eigenvalues(args.eigenvalues, eigenvalues)
+    fitted = table[table["alpha"] > 0] if "alpha" in table else pd.DataFrame()
+    print(f"{len(table)} layers analysed -> {args.out}" +
+          (f"; mean alpha {fitted['alpha'].mean():.3f} over {len(fitted)} fitted layers" if len(fitted) else ""))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="weightscape", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     check = commands.add_parser("check-config", help="validate a config and list its grid")
     check.add_argument("config", help="a weightscape YAML config")
     check.set_defaults(handler=_check)
+
+    spectra = commands.add_parser("spectra", help="per-layer ESD metrics of one model (a faster WeightWatcher)",
+                                  description="Analyse every weight matrix of a checkpoint or a registry model.")
+    spectra.add_argument("model", help="a weights.safetensors with model.json beside it, or an arch spec "
+                                       "(efficientnet_lite0, timm:<name>, torchvision:<name>)")
+    spectra.add_argument("--out", required=True, help="the per-layer table: .csv or .parquet")
+    spectra.add_argument("--eigenvalues", help="also store every layer's eigenvalues in this .npz")
+    spectra.add_argument("--info", help="model.json describing the checkpoint (default: beside it)")
+    spectra.add_argument("--weights", default="pretrained", help="for an arch spec: pretrained, random or a file")
+    spectra.add_argument("--num-classes", type=int, help="for an arch spec: classifier outputs (default 1000)")
+    spectra.add_argument("--base", help="analyse Delta W = W - W_base against this checkpoint or arch spec")
+    spectra.add_argument("--base-info", help="model.json of --base (default: beside it)")
+    spectra.add_argument("--convention", choices=["ww", "unfolded"], default="ww")
+    spectra.add_argument("--mp-fit", action="store_true", help="Marchenko-Pastur fit columns")
+    spectra.add_argument("--randomize", action="store_true", help="randomized ESD / correlation traps")
+    spectra.add_argument("--farms", action="store_true", help="FARMS aspect-ratio-corrected alpha")
+    spectra.add_argument("--min-tail", type=int, help="smallest power-law tail size considered")
+    spectra.add_argument("--threads", type=int, default=1)
+    spectra.set_defaults(handler=_spectra)
     args = parser.parse_args(argv)
     return args.handler(args)
 

@@ -1,4 +1,4 @@
-"""Pipeline stages around the model: the pretrained reference, one fine-tuning run, and the table of all runs.
+"""Pipeline stages around training: the pretrained reference and one fine-tuning run.
 
 Each function reads and writes files only through its arguments, so the Snakemake adapters stay thin and the
 stages are callable from tests and notebooks.
@@ -13,21 +13,14 @@ from typing import Callable, Iterable
 import numpy as np
 import pandas as pd
 import torch
-from safetensors.torch import load_file, save_file
 
+from weightscape.checkpoints import load_checkpoint, save_weights
 from weightscape.data.canonical import load_split
-from weightscape.io import atomic_path, read_json, write_csv, write_json
+from weightscape.io import read_json, write_csv, write_json
 from weightscape.models import build_model, insert_dropout
 from weightscape.train import InputSpec, evaluate, fit, to_model_inputs
 
 log = logging.getLogger(__name__)
-
-
-def save_weights(model: torch.nn.Module, path: str | Path) -> None:
-    """State dict as safetensors, written atomically (contiguous copies: safetensors rejects shared storage)."""
-    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        save_file(state, str(tmp))
 
 
 def make_reference(model_cfg: dict, classes_json: str | Path, seed: int, weights_out: str | Path,
@@ -43,14 +36,6 @@ def make_reference(model_cfg: dict, classes_json: str | Path, seed: int, weights
     write_json(info_out, info)
     log.info("reference %s: %d parameters, %d classes", model_cfg["arch"], info["parameters"], num_classes)
     return info
-
-
-def load_reference(weights: str | Path, info_json: str | Path) -> tuple[torch.nn.Module, dict]:
-    """Rebuild the reference model offline (architecture from its info file, weights from safetensors)."""
-    info = read_json(info_json)
-    model = build_model(info["arch"], info["num_classes"], weights="random").module
-    model.load_state_dict(load_file(str(weights)), strict=True)
-    return model, info
 
 
 def evaluate_ood(model, ood_files: Iterable[str | Path], spec: InputSpec, batch_size: int, device) -> dict:
@@ -73,7 +58,7 @@ def finetune_run(reference_weights: str | Path, reference_info: str | Path, data
                  out_weights: str | Path, out_curve: str | Path, out_metrics: str | Path,
                  progress: Callable[[Iterable], Iterable] = lambda it: it) -> dict:
     """Fine-tune the reference under one condition and seed; write weights, curve and metrics; return the metrics."""
-    model, info = load_reference(reference_weights, reference_info)
+    model, info = load_checkpoint(reference_weights, reference_info)
     if condition["dropout"] > 0:
         instrumented = insert_dropout(model, condition["dropout"], info["classifier"])
         log.info("dropout p=%g on %d modules", condition["dropout"], len(instrumented))
@@ -97,25 +82,3 @@ def finetune_run(reference_weights: str | Path, reference_info: str | Path, data
     log.info("%s seed %d: ID accuracy %.3f, ECE %.3f, OOD accuracy %.3f", condition["name"], seed,
              metrics["id"]["accuracy"], metrics["id"]["ece"], metrics["ood"]["mean"].get("accuracy", float("nan")))
     return metrics
-
-
-def runs_table(metrics_files: list[str | Path], keys: list[dict]) -> pd.DataFrame:
-    """One row per run: its identity (`keys`, e.g. dataset/model) + flattened metrics."""
-    rows = []
-    for path, key in zip(metrics_files, keys):
-        m = read_json(path)
-        row = {**key, "condition": m["condition"], "family": m["family"], "level": m["level"], "seed": m["seed"],
-               "n_train": m["n_train"], "epochs": m["epochs"], "final_train_loss": m["final_train_loss"]}
-        row.update({f"id_{k}": v for k, v in m["id"].items()})
-        row.update({f"val_{k}": v for k, v in m["val"].items()})
-        row.update({f"ood_{k}": v for k, v in m["ood"]["mean"].items()})
-        for corruption, severities in m["ood"]["by_corruption"].items():
-            row[f"ood_accuracy_{corruption}"] = float(np.mean([c["accuracy"] for c in severities.values()]))
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def write_runs_table(metrics_files, keys, out_csv) -> pd.DataFrame:
-    table = runs_table(metrics_files, keys)
-    write_csv(out_csv, table)
-    return table

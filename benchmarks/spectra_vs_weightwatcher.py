@@ -1,0 +1,83 @@
+"""Spectral engine speed: WeightWatcher 0.7.7 analyze() vs weightscape.spectra.analyze() vs the bare floor.
+
+On the same random-init torchvision ResNet-50 and ViT-B/16, in one process, one BLAS thread:
+  - WeightWatcher `analyze()` (default), and with `mp_fit=True`;
+  - weightscape `analyze()` with the same options;
+  - the floor: only the batched float64 eigen-decompositions (small Gram + eigvalsh) of the matrices weightscape
+    analyses, with the matrices already extracted.
+Goals: weightscape >= 10x faster than WeightWatcher default, <= 1.5x the floor; with MP fit >= 20x faster.
+
+    python benchmarks/spectra_vs_weightwatcher.py [--models resnet50 vit_b_16] [--no-mp]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+
+import numpy as np
+
+from weightscape.runtime import pin_threads
+
+
+def timed(function):
+    start = time.perf_counter()
+    result = function()
+    return time.perf_counter() - start, result
+
+
+def floor_seconds(model) -> float:
+    """Batched float64 Gram eigenvalues of every matrix weightscape analyses, grouped by shape."""
+    from weightscape.spectra.layers import apply_filters, discover_layers
+
+    records = discover_layers(model)
+    apply_filters(records)
+    by_shape: dict[tuple, list[np.ndarray]] = {}
+    for record in records:
+        if record.status == "pending":
+            stack = record.matrices()
+            by_shape.setdefault(stack.shape[1:], []).append(stack)
+    stacks = [np.concatenate(group) for group in by_shape.values()]
+
+    def decompose():
+        for stack in stacks:
+            small = stack if stack.shape[1] <= stack.shape[2] else stack.transpose(0, 2, 1)
+            np.linalg.eigvalsh(small @ small.transpose(0, 2, 1))
+
+    return timed(decompose)[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["resnet50", "vit_b_16"])
+    parser.add_argument("--no-mp", action="store_true", help="skip the (slow) mp_fit=True comparison")
+    args = parser.parse_args()
+    pin_threads(1)
+    logging.disable(logging.WARNING)  # WeightWatcher logs every layer
+
+    import torch
+    import torchvision
+    import weightwatcher
+
+    from weightscape.spectra import analyze
+
+    print(f"{'model':<10}{'options':<12}{'WeightWatcher s':>16}{'weightscape s':>15}{'floor s':>9}"
+          f"{'WW/ours':>9}{'ours/floor':>12}{'layers (ww/ours)':>18}")
+    for name in args.models:
+        torch.manual_seed(0)
+        model = torchvision.models.get_model(name, weights=None).eval()
+        floor = floor_seconds(model)
+        for options in ([{}] if args.no_mp else [{}, {"mp_fit": True}]):
+            label = ",".join(options) or "default"
+            ww_seconds, ww_table = timed(lambda: weightwatcher.WeightWatcher(model=model).analyze(**options))
+            ours_seconds, ours_table = timed(lambda: analyze(model, **options))
+            analysed = int((ours_table["status"] != "skipped").sum())
+            print(f"{name:<10}{label:<12}{ww_seconds:>16.2f}{ours_seconds:>15.2f}{floor:>9.2f}"
+                  f"{ww_seconds / ours_seconds:>9.1f}{ours_seconds / floor:>12.2f}"
+                  f"{f'{len(ww_table)}/{analysed}':>18}", flush=True)
+    print("goals: WW/ours >= 10 (default) and >= 20 (mp_fit); ours/floor <= 1.5 (default)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,13 @@
+"""Adapter: rules spectra_reference / spectra_run / spectra_delta -> weightscape.spectra.outputs.write_spectra."""
+from weightscape.runtime import job_logging, pin_threads, progress
+
+with job_logging(snakemake.log[0]) as log_stream:
+    pin_threads(snakemake.threads)
+    from weightscape.checkpoints import load_checkpoint
+    from weightscape.spectra.outputs import write_spectra
+
+    model, _ = load_checkpoint(snakemake.input.weights, snakemake.input.info)
+    base = load_checkpoint(snakemake.input.base, snakemake.input.info)[0] if "base" in snakemake.input.keys() else None
+    write_spectra(model, snakemake.params.spectra, snakemake.output.csv, snakemake.output.parquet,
+                  snakemake.output.eigenvalues, base_model=base,
+                  progress=lambda it, **kw: progress(it, log_stream, desc="layers", **kw))
