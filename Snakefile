@@ -12,6 +12,7 @@ include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/finetune.smk"
 include: "rules/spectra.smk"
+include: "rules/diversity.smk"
 include: "rules/summary.smk"
 
 
@@ -20,3 +21,4 @@ rule all:
     input:
         "results/summary/runs.csv",
         "results/summary/layers.parquet",
+        "results/diversity/diversity.csv",

@@ -48,7 +48,8 @@ def main() -> None:
 
     from weightscape.data.sources import SOURCES
     from weightscape.models import build_model
-    from weightscape.train import InputSpec, fit, to_model_inputs
+    from weightscape.inputs import InputSpec, to_model_inputs
+    from weightscape.train import fit, tensor_batches
 
     raw = SOURCES["fashion_mnist"].load({})
     pick = np.random.default_rng(0).choice(len(raw.train_labels), args.images, replace=False)
@@ -60,7 +61,7 @@ def main() -> None:
     cpu = torch.device("cpu")
     runners = {
         "bare": lambda m: bare_loop(m, inputs, labels, args.epochs, args.batch_size, 1e-3, 0),
-        "weightscape": lambda m: fit(m, inputs, labels, train, 0.0, 0, cpu),
+        "weightscape": lambda m: fit(m, tensor_batches(inputs, labels, args.batch_size), train, 0.0, 0, cpu),
     }
     runners["bare"](copy.deepcopy(built.module))  # warm-up (allocator, kernels) outside the timing
     rates = {name: [] for name in runners}

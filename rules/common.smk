@@ -92,3 +92,11 @@ def spectra_tables(wildcards):
 
 def spectra_table_keys():
     return [key for _, key in spectra_entries()]
+
+
+def reference_file(name):
+    """A file of the pretrained reference of the first seed: diversity is measured in its embedding space,
+    which does not depend on the seed of the new head."""
+    return "results/models/{{model}}/{{dataset}}/seed{seed}/{name}".format(
+        seed=SEEDS[0], name=name
+    )

@@ -23,18 +23,29 @@ def test_defaults_are_filled_from_the_schema(fashion_root):
 def test_shipped_configs_validate_and_expand(fashion_root):
     default = load_config(REPO / "config.yaml")
     names = [c["name"] for c in expand_conditions(default)]
-    assert names[0] == "baseline" and len(names) == 11
-    assert sum(c["family"] == "dropout" for c in expand_conditions(default)) == 4
-    assert sum(c["family"] == "weight_decay" for c in expand_conditions(default)) == 6
+    assert names[0] == "baseline" and len(names) == 21  # the paper's vision grid
+    families = [c["family"] for c in expand_conditions(default)]
+    assert families.count("dropout") == 4 and families.count("weight_decay") == 6 and families.count("diversity") == 10
+    kinds = [c["kind"] for c in expand_conditions(default) if c["family"] == "diversity"]
+    assert kinds.count("augment") == 4 and kinds.count("noise") == 3 and kinds.count("stacked") == 3
     smoke = load_config(REPO / "configs/smoke.yaml")
-    assert [c["family"] for c in expand_conditions(smoke)] == ["baseline", "dropout", "weight_decay"]
+    assert [(c["family"], c["kind"]) for c in expand_conditions(smoke)] == [
+        ("baseline", None), ("dropout", None), ("weight_decay", None), ("diversity", "augment"), ("diversity", "noise")]
+
+
+def test_diversity_conditions_carry_their_transforms(fashion_root):
+    by_name = {c["name"]: c for c in expand_conditions(validate_config(base_config()))}
+    assert by_name["noise_0.03"]["transforms"] == [{"name": "gaussian_noise", "args": {"std": 0.03}}]
+    assert by_name["noise_0.03"]["level"] == 0.03 and by_name["autoaugment"]["level"] is None
+    assert [t["name"] for t in by_name["auto3"]["transforms"]] == ["autoaugment", "hflip", "elastic", "gaussian_noise"]
+    assert [t["name"] for t in by_name["auto2"]["transforms"]] == ["autoaugment", "gaussian_noise", "hflip", "vflip"]
 
 
 def test_conditions_set_their_knob_and_level(fashion_root):
     config = validate_config(base_config(conditions=[{"name": "heavy_drop", "family": "dropout", "dropout": 0.6}]))
     by_name = {c["name"]: c for c in expand_conditions(config)}
-    assert by_name["dropout_0.5"] == {"name": "dropout_0.5", "family": "dropout", "level": 0.5, "dropout": 0.5,
-                                      "weight_decay": 0.0}
+    assert by_name["dropout_0.5"] == {"name": "dropout_0.5", "family": "dropout", "kind": None, "level": 0.5,
+                                      "dropout": 0.5, "weight_decay": 0.0, "transforms": []}
     assert by_name["weight_decay_0.001"]["weight_decay"] == 0.001 and by_name["weight_decay_0.001"]["dropout"] == 0
     assert by_name["baseline"]["dropout"] == 0 and by_name["baseline"]["weight_decay"] == 0
     assert by_name["heavy_drop"]["level"] == 0.6
@@ -84,8 +95,25 @@ BAD_CONFIGS = {
                                  "weight_decay_mode": "decoupled"}}, "train.weight_decay_mode", "adam+decoupled"),
     "dropout condition without p": (base_config(conditions=[{"name": "d", "family": "dropout"}]),
                                     "conditions[0].dropout", "must set dropout"),
+    "unknown augmentation": (_with("families.diversity", {"augment": ["mixup"]}), "families.diversity.augment[0]",
+                             "autoaugment"),
+    "zero noise std": (_with("families.diversity", {"noise": [0.0]}), "families.diversity.noise[0]", "> 0"),
+    "unknown transform": (base_config(conditions=[{"name": "x", "family": "diversity", "kind": "augment",
+                                                   "transforms": [{"name": "autoaugmnet"}]}]),
+                          "conditions[0].transforms[0].name", "autoaugment"),
+    "bad transform argument": (base_config(conditions=[{"name": "x", "family": "diversity", "kind": "augment",
+                                                        "transforms": [{"name": "autoaugment",
+                                                                        "args": {"polcy": "imagenet"}}]}]),
+                               "conditions[0].transforms[0].args.polcy", "policy"),
+    "diversity without kind": (base_config(conditions=[{"name": "x", "family": "diversity",
+                                                        "transforms": [{"name": "hflip"}]}]),
+                               "conditions[0].kind", "augment"),
+    "transforms on dropout": (base_config(conditions=[{"name": "x", "family": "dropout", "dropout": 0.2,
+                                                       "transforms": [{"name": "hflip"}]}]),
+                              "conditions[0].transforms", "only diversity"),
     "missing datasets": (_with("datasets", None) | {"datasets": None}, "datasets", "expected array"),
-    "empty grid": (_with("families", {"baseline": False, "dropout": [], "weight_decay": []}), "families",
+    "empty grid": (_with("families", {"baseline": False, "dropout": [], "weight_decay": [],
+                                      "diversity": {"augment": [], "noise": [], "stacked": []}}), "families",
                    "grid is empty"),
 }
 
@@ -124,7 +152,7 @@ def test_cli_check_config_lists_the_grid_or_one_error_line(tmp_path, capsys, fas
 
     assert main(["check-config", str(REPO / "configs" / "smoke.yaml")]) == 0
     out = capsys.readouterr().out
-    assert "3 conditions x 1 seed(s)" in out and "dropout_0.5" in out
+    assert "5 conditions x 1 seed(s)" in out and "dropout_0.5" in out and "kind=noise" in out
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(base_config(seeds=[])))
     assert main(["check-config", str(bad)]) == 1

@@ -45,9 +45,10 @@ def test_smoke_grid_runs_end_to_end(smoke):
     with open(workdir / "results" / "summary" / "runs.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert [(r["condition"], r["family"]) for r in rows] == [
-        ("baseline", "baseline"), ("dropout_0.5", "dropout"), ("weight_decay_0.001", "weight_decay")]
+        ("baseline", "baseline"), ("dropout_0.5", "dropout"), ("weight_decay_0.001", "weight_decay"),
+        ("autoaugment", "diversity"), ("noise_0.05", "diversity")]
     for row in rows:
-        assert float(row["id_accuracy"]) > 0.3, row  # chance is 0.1 on 10 classes
+        assert float(row["id_accuracy"]) > 0.2, row  # chance is 0.1 on 10 classes (300 images, 3 epochs)
         assert 0 <= float(row["id_ece"]) <= 1 and float(row["ood_accuracy"]) > 0.1
         assert row["dataset"] == "fashion_mnist" and row["model"] == "efficientnet_lite0" and row["seed"] == "0"
         run = workdir / "results" / "runs" / "fashion_mnist" / "efficientnet_lite0" / row["condition"] / "seed0"
@@ -70,7 +71,8 @@ def test_smoke_grid_has_spectra_for_the_reference_and_every_run(smoke):
     layers = pd.read_parquet(workdir / "results" / "summary" / "layers.parquet")
     per_model = layers.groupby(["stage", "condition"]).size()
     assert set(per_model.index) == {("pretrained", "pretrained"), ("finetuned", "baseline"),
-                                    ("finetuned", "dropout_0.5"), ("finetuned", "weight_decay_0.001")}
+                                    ("finetuned", "dropout_0.5"), ("finetuned", "weight_decay_0.001"),
+                                    ("finetuned", "autoaugment"), ("finetuned", "noise_0.05")}
     from torch import nn
 
     from weightscape.models import build_model
@@ -87,6 +89,22 @@ def test_smoke_grid_has_spectra_for_the_reference_and_every_run(smoke):
     assert (run / "eigenvalues.npz").stat().st_size > 0
 
 
+def test_smoke_grid_measures_diversity_of_every_condition(smoke):
+    workdir, _ = smoke
+    table = pd.read_csv(workdir / "results" / "diversity" / "diversity.csv").set_index("condition")
+    assert list(table.index) == ["baseline", "dropout_0.5", "weight_decay_0.001", "autoaugment", "noise_0.05"]
+    assert (table["n"] == 60).all()
+    # no augmentation: the training distribution is the clean one (rho = 1, equal scores)
+    assert table.loc["baseline", "rho"] == pytest.approx(1.0)
+    assert table.loc["dropout_0.5", "vendi_pixel"] == table.loc["baseline", "vendi_pixel"]
+    # augmentations change what training sees: lower alignment with the clean embeddings, other scores
+    for name in ("autoaugment", "noise_0.05"):
+        assert table.loc[name, "rho"] < 0.999
+        assert table.loc[name, "vendi_embedding"] != table.loc["baseline", "vendi_embedding"]
+    assert table.loc["noise_0.05", "vendi_pixel"] > table.loc["baseline", "vendi_pixel"]
+    assert table.loc["noise_0.05", "kind"] == "noise" and table.loc["noise_0.05", "level"] == 0.05
+
+
 def test_second_run_does_nothing(smoke):
     workdir, config = smoke
     result = snakemake(workdir, "--cores", "2", "--configfile", str(config))
@@ -100,9 +118,9 @@ def test_changing_the_learning_rate_reruns_only_the_fine_tunes(smoke):
     result = snakemake(workdir, "-n", "--cores", "2", "--configfile", str(changed))
     assert result.returncode == 0, result.stderr
     jobs = _job_counts(result.stdout)
-    assert jobs.get("finetune") == 3 and jobs.get("spectra_run") == 3
+    assert jobs.get("finetune") == 5 and jobs.get("spectra_run") == 5
     assert jobs.get("summarize_runs") == 1 and jobs.get("summarize_spectra") == 1
-    assert not {"prepare_data", "corrupt", "pretrained", "spectra_reference"} & set(jobs)
+    assert not {"prepare_data", "corrupt", "pretrained", "spectra_reference", "diversity"} & set(jobs)
 
 
 def _job_counts(dry_run_output: str) -> dict[str, int]:
@@ -122,8 +140,9 @@ def test_default_config_dry_run_lists_the_grid(tmp_path, fashion_root):
     result = snakemake(tmp_path, "-n", "--cores", "2", "--configfile", str(REPO / "config.yaml"))
     assert result.returncode == 0, result.stderr
     jobs = _job_counts(result.stdout)
-    assert jobs == {"all": 1, "corrupt": 1, "finetune": 11, "prepare_data": 1, "pretrained": 1, "summarize_runs": 1,
-                    "spectra_reference": 1, "spectra_run": 11, "summarize_spectra": 1, "total": 29}
+    assert jobs == {"all": 1, "corrupt": 1, "finetune": 21, "prepare_data": 1, "pretrained": 1, "summarize_runs": 1,
+                    "spectra_reference": 1, "spectra_run": 21, "summarize_spectra": 1, "diversity": 21,
+                    "summarize_diversity": 1, "total": 71}
 
 
 def test_bad_config_stops_before_any_job_with_one_line(tmp_path, fashion_root):

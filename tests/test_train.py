@@ -9,15 +9,19 @@ import torch
 from torch import nn
 
 from conftest import tiny_dataset_config
+from weightscape.augment import augmented_epochs
+from weightscape.config.conditions import make_condition, noise
+from weightscape.data.canonical import load_split
 from weightscape.data.prepare import prepare_dataset
 from weightscape.data.ood import make_ood_sets
 from weightscape.io import atomic_path
 from weightscape.runs import finetune_run, make_reference
-from weightscape.train import (InputSpec, classification_metrics, expected_calibration_error, fit, make_optimizer,
-                               to_model_inputs)
+from weightscape.inputs import InputSpec, to_model_inputs
+from weightscape.train import (classification_metrics, expected_calibration_error, fit, make_optimizer,
+                               tensor_batches)
 
 TRAIN = {"optimizer": "adam", "lr": 1e-2, "momentum": 0.9, "batch_size": 8, "epochs": 3,
-         "weight_decay_mode": "coupled", "eval_batch_size": 16, "device": "cpu", "threads": 1}
+         "weight_decay_mode": "coupled", "eval_batch_size": 16, "device": "cpu", "threads": 1, "num_workers": 0}
 
 
 def test_ece_matches_a_hand_computed_value():
@@ -85,7 +89,8 @@ def test_fit_learns_and_is_deterministic_per_seed():
     runs = {}
     for name, seed in (("a", 1), ("b", 1), ("c", 2)):
         model = _toy_model()
-        curve = fit(model, x, y, TRAIN | {"epochs": 15}, 0.0, seed, torch.device("cpu"), val=(x, y))
+        curve = fit(model, tensor_batches(x, y, 8), TRAIN | {"epochs": 15}, 0.0, seed, torch.device("cpu"),
+                    val=(x, y))
         runs[name] = (curve, torch.cat([p.flatten() for p in model.parameters()]))
     curve = runs["a"][0]
     assert curve[-1]["train_loss"] < 0.5 * curve[0]["train_loss"]
@@ -97,7 +102,7 @@ def test_fit_learns_and_is_deterministic_per_seed():
 def test_fit_reports_divergence_clearly():
     x, y = _toy_problem()
     with pytest.raises(FloatingPointError, match="lower train.lr"):
-        fit(_toy_model(), x * 1e30, y, TRAIN | {"lr": 1e10}, 0.0, 0, torch.device("cpu"))
+        fit(_toy_model(), tensor_batches(x * 1e30, y, 8), TRAIN | {"lr": 1e10}, 0.0, 0, torch.device("cpu"))
 
 
 def test_atomic_path_leaves_nothing_on_failure(tmp_path):
@@ -130,7 +135,7 @@ def _run(root, ood_files, condition, out, seed=0):
 
 def test_finetune_run_is_reproducible_byte_for_byte(tiny_pipeline_inputs, tmp_path):
     root, ood_files = tiny_pipeline_inputs
-    condition = {"name": "dropout_0.3", "family": "dropout", "level": 0.3, "dropout": 0.3, "weight_decay": 1e-4}
+    condition = make_condition("dropout_0.3", "dropout", 0.3, dropout=0.3, weight_decay=1e-4)
     metrics = _run(root, ood_files, condition, tmp_path / "a")
     _run(root, ood_files, condition, tmp_path / "b")
     assert (tmp_path / "a" / "metrics.json").read_bytes() == (tmp_path / "b" / "metrics.json").read_bytes()
@@ -143,3 +148,40 @@ def test_finetune_run_is_reproducible_byte_for_byte(tiny_pipeline_inputs, tmp_pa
     assert stored["ood"]["mean"]["accuracy"] == pytest.approx(np.mean(cells))
     _run(root, ood_files, condition, tmp_path / "c", seed=1)
     assert (tmp_path / "c" / "weights.safetensors").read_bytes() != (tmp_path / "a" / "weights.safetensors").read_bytes()
+
+
+def test_training_sees_the_augmented_images(tiny_pipeline_inputs):
+    """The public code of the paper sometimes built an augmented set and trained on the clean one: here the
+    batches that reach the model are the augmented images, in the same order as the clean ones."""
+    root, _ = tiny_pipeline_inputs
+    images, labels = load_split(root / "data" / "train.npz")
+    spec = InputSpec(32, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    seen = {}
+
+    def capture(name):
+        def hook(module, args):
+            seen.setdefault(name, args[0].clone())
+        return hook
+
+    for name, epochs in (("clean", tensor_batches(to_model_inputs(images, spec), labels, 8)),
+                         ("flipped", augmented_epochs(images, labels, spec, [{"name": "vflip", "args": {"p": 1.0}}], 8))):
+        model = _toy_model_for(spec)
+        model.register_forward_pre_hook(capture(name))
+        fit(model, epochs, TRAIN | {"epochs": 1}, 0.0, 0, torch.device("cpu"))
+    assert torch.allclose(seen["flipped"], seen["clean"].flip(-2), atol=1e-5)
+    assert not torch.allclose(seen["flipped"], seen["clean"], atol=1e-3)
+
+
+def _toy_model_for(spec):
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(3 * spec.image_size ** 2, 10))
+
+
+def test_finetune_with_noise_differs_from_baseline_and_is_reproducible(tiny_pipeline_inputs, tmp_path):
+    root, ood_files = tiny_pipeline_inputs
+    noisy = make_condition("noise_0.05", "diversity", 0.05, kind="noise", transforms=[noise(0.05)])
+    _run(root, ood_files, make_condition("baseline", "baseline"), tmp_path / "base")
+    _run(root, ood_files, noisy, tmp_path / "a")
+    _run(root, ood_files, noisy, tmp_path / "b")
+    weights = {name: (tmp_path / name / "weights.safetensors").read_bytes() for name in ("base", "a", "b")}
+    assert weights["a"] == weights["b"] and weights["a"] != weights["base"]

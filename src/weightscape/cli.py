@@ -20,7 +20,9 @@ def _check(args: argparse.Namespace) -> int:
     print(f"{args.config}: valid; {len(conditions)} conditions x {len(config['seeds'])} seed(s) x "
           f"{len(config['datasets'])} dataset(s) x {len(config['models'])} model(s) = {runs} fine-tuning runs")
     for condition in conditions:
-        print(f"  {condition['name']:<24} family={condition['family']:<13} level={condition['level']:g}")
+        level = "-" if condition["level"] is None else f"{condition['level']:g}"
+        kind = f" kind={condition['kind']}" if condition["kind"] else ""
+        print(f"  {condition['name']:<24} family={condition['family']:<13} level={level}{kind}")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Pipeline stages around training: the pretrained reference and one fine-tuning run.
+"""Pipeline stages around training: the pretrained reference, one fine-tuning run, a condition's diversity.
 
 Each function reads and writes files only through its arguments, so the Snakemake adapters stay thin and the
 stages are callable from tests and notebooks.
@@ -18,7 +18,9 @@ from weightscape.checkpoints import load_checkpoint, save_weights
 from weightscape.data.canonical import load_split
 from weightscape.io import read_json, write_csv, write_json
 from weightscape.models import build_model, insert_dropout
-from weightscape.train import InputSpec, evaluate, fit, to_model_inputs
+from weightscape.augment import AugmentedImages, augmented_epochs
+from weightscape.inputs import InputSpec, to_model_inputs
+from weightscape.train import evaluate, fit, tensor_batches
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +69,12 @@ def finetune_run(reference_weights: str | Path, reference_info: str | Path, data
     splits = {name: load_split(data_dir / f"{name}.npz") for name in ("train", "val", "test")}
     inputs = {name: (to_model_inputs(images, spec), torch.as_tensor(labels)) for name, (images, labels) in
               splits.items()}
-    curve = fit(model, *inputs["train"], train=train, weight_decay=condition["weight_decay"], seed=seed,
+    if condition["transforms"]:  # augmented anew every epoch, from the raw uint8 images
+        epoch_batches = augmented_epochs(*splits["train"], spec, condition["transforms"], train["batch_size"],
+                                         train["num_workers"])
+    else:
+        epoch_batches = tensor_batches(*inputs["train"], train["batch_size"])
+    curve = fit(model, epoch_batches, train=train, weight_decay=condition["weight_decay"], seed=seed,
                 device=device, val=inputs["val"], progress=progress)
     batch = train["eval_batch_size"]
     metrics = {"condition": condition["name"], "family": condition["family"], "level": condition["level"],
@@ -82,3 +89,30 @@ def finetune_run(reference_weights: str | Path, reference_info: str | Path, data
     log.info("%s seed %d: ID accuracy %.3f, ECE %.3f, OOD accuracy %.3f", condition["name"], seed,
              metrics["id"]["accuracy"], metrics["id"]["ece"], metrics["ood"]["mean"].get("accuracy", float("nan")))
     return metrics
+
+
+def condition_diversity(train_npz: str | Path, reference_weights: str | Path, reference_info: str | Path,
+                        condition: dict, diversity: dict, out_json: str | Path) -> dict:
+    """Vendi scores of the training distribution a condition produces (pixel, embedding, weighted), measured on a
+    seeded class-balanced sample of augmented training images in the pretrained backbone's embedding space."""
+    from weightscape.diversity import measure_diversity
+
+    model, info = load_checkpoint(reference_weights, reference_info)
+    spec = InputSpec(info["image_size"], tuple(info["mean"]), tuple(info["std"]))
+    images, labels = load_split(train_npz)
+
+    def make_view(sample: np.ndarray, generator: torch.Generator) -> torch.Tensor:
+        views = AugmentedImages(sample, np.zeros(len(sample), np.int64), spec, condition["transforms"])
+        with torch.random.fork_rng(devices=[]):  # augmentation draws from the measurement's own seed
+            torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
+            return torch.stack([views.image(i) for i in range(len(views))])
+
+    sample_size = min(diversity["sample_size"], len(labels))
+    scores = measure_diversity(images, labels, model, info["classifier"], spec, make_view, sample_size,
+                               diversity["seed"])
+    result = {"condition": condition["name"], "family": condition["family"], "kind": condition["kind"],
+              "level": condition["level"], **scores}
+    write_json(out_json, result)
+    log.info("%s: pixel VS %.3f, embedding VS %.3f, rho %.3f, weighted VS %.3f", condition["name"],
+             scores["vendi_pixel"], scores["vendi_embedding"], scores["rho"], scores["vendi_weighted"])
+    return result

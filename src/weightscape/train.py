@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
 from typing import Callable, Iterable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.transforms.v2 import functional as TF
+
+from weightscape.inputs import batches
 
 ECE_BINS = 15
 log = logging.getLogger(__name__)
@@ -25,30 +25,6 @@ OPTIMIZERS: dict[tuple[str, str], Callable[..., torch.optim.Optimizer]] = {
 }
 
 
-@dataclass(frozen=True)
-class InputSpec:
-    """How raw uint8 images become model inputs: resolution and the model's own normalization."""
-    image_size: int
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-
-
-def to_model_inputs(images: np.ndarray | torch.Tensor, spec: InputSpec, chunk: int = 2048) -> torch.Tensor:
-    """uint8 N x H x W x C (C = 1 or 3) -> normalized float32 N x 3 x S x S (gray is repeated to 3 channels)."""
-    images = torch.as_tensor(images)
-    mean = torch.tensor(spec.mean).view(1, -1, 1, 1)
-    std = torch.tensor(spec.std).view(1, -1, 1, 1)
-    out = torch.empty(len(images), 3, spec.image_size, spec.image_size)
-    for start in range(0, len(images), chunk):
-        batch = images[start:start + chunk].permute(0, 3, 1, 2)
-        batch = batch.expand(-1, 3, -1, -1) if batch.shape[1] == 1 else batch
-        batch = TF.to_dtype(batch, torch.float32, scale=True)
-        if batch.shape[-1] != spec.image_size or batch.shape[-2] != spec.image_size:
-            batch = TF.resize(batch, [spec.image_size, spec.image_size], antialias=True)
-        out[start:start + len(batch)] = (batch - mean) / std
-    return out
-
-
 def make_optimizer(model: nn.Module, train: dict, weight_decay: float) -> torch.optim.Optimizer:
     """The configured optimizer over all parameters (the whole network is fine-tuned, as in the paper)."""
     factory = OPTIMIZERS[(train["optimizer"], train["weight_decay_mode"])]
@@ -56,10 +32,18 @@ def make_optimizer(model: nn.Module, train: dict, weight_decay: float) -> torch.
     return factory(model.parameters(), lr=train["lr"], weight_decay=weight_decay, **extra)
 
 
-def batches(n: int, batch_size: int, generator: torch.Generator | None) -> Iterable[torch.Tensor]:
-    """Index batches of one epoch: shuffled by `generator`, in order when it is None. The last batch may be short."""
-    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
-    return order.split(batch_size)
+EpochBatches = Callable[[torch.Generator], Iterable[tuple[torch.Tensor, torch.Tensor]]]
+
+
+def tensor_batches(inputs: torch.Tensor, labels, batch_size: int) -> EpochBatches:
+    """Epochs over pre-processed inputs (no augmentation: the whole set is prepared once)."""
+    labels = torch.as_tensor(labels)
+
+    def epoch(generator: torch.Generator):
+        for index in batches(len(inputs), batch_size, generator):
+            yield inputs[index], labels[index]
+
+    return epoch
 
 
 def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, bins: int = ECE_BINS) -> float:
@@ -98,35 +82,35 @@ def evaluate(model: nn.Module, inputs: torch.Tensor, labels, batch_size: int, de
     return classification_metrics(predict(model, inputs, batch_size, device), torch.as_tensor(labels))
 
 
-def fit(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, train: dict, weight_decay: float, seed: int,
+def fit(model: nn.Module, epoch_batches: EpochBatches, train: dict, weight_decay: float, seed: int,
         device: torch.device, val: tuple[torch.Tensor, torch.Tensor] | None = None,
         progress: Callable[[Iterable], Iterable] = lambda it: it) -> list[dict]:
-    """Fine-tune `model` in place on pre-processed `inputs`; return one curve row per epoch.
+    """Fine-tune `model` in place on the batches `epoch_batches(generator)` yields each epoch (see tensor_batches
+    and weightscape.augment.augmented_batches); return one curve row per epoch.
 
-    `seed` fixes the data order and every random draw in the network (dropout masks), so the same seed on the
-    same device gives the same weights.
+    `seed` fixes the data order, the augmentation draws and every random draw in the network (dropout masks), so
+    the same seed on the same device gives the same weights.
     """
     torch.manual_seed(seed)
     order = torch.Generator().manual_seed(seed)
     model.to(device)
     optimizer = make_optimizer(model, train, weight_decay)
-    labels = torch.as_tensor(labels)
-    steps_per_epoch = math.ceil(len(inputs) / train["batch_size"])
-    curve = []
+    curve, step = [], 0
     for epoch in progress(range(1, train["epochs"] + 1)):
         model.train()
-        loss_sum, correct = 0.0, 0
-        for index in batches(len(inputs), train["batch_size"], order):
-            x, y = inputs[index].to(device, non_blocking=True), labels[index].to(device, non_blocking=True)
+        loss_sum, correct, seen = 0.0, 0, 0
+        for x, y in epoch_batches(order):
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             logits = model(x)
             loss = F.cross_entropy(logits, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            loss_sum += loss.item() * len(index)
+            loss_sum += loss.item() * len(y)
             correct += int((logits.argmax(1) == y).sum())
-        row = {"epoch": epoch, "step": epoch * steps_per_epoch, "train_loss": loss_sum / len(inputs),
-               "train_accuracy": correct / len(inputs)}
+            seen += len(y)
+            step += 1
+        row = {"epoch": epoch, "step": step, "train_loss": loss_sum / seen, "train_accuracy": correct / seen}
         if val is not None and len(val[0]):
             metrics = evaluate(model, val[0], val[1], train["eval_batch_size"], device)
             row.update({f"val_{k}": v for k, v in metrics.items()})

@@ -72,9 +72,29 @@ def _check_conditions(config: dict) -> None:
                               f"families.{seen[condition['name']]}); names must be unique")
         seen[condition["name"]] = condition["family"]
     for i, declared in enumerate(config["conditions"]):
-        knob = {"dropout": "dropout", "weight_decay": "weight_decay"}.get(declared["family"])
+        key, family = f"conditions[{i}]", declared["family"]
+        knob = {"dropout": "dropout", "weight_decay": "weight_decay"}.get(family)
         if knob and knob not in declared:
-            raise ConfigError(f"conditions[{i}].{knob}: a {declared['family']} condition must set {knob}")
+            raise ConfigError(f"{key}.{knob}: a {family} condition must set {knob}")
+        if family == "diversity":
+            if "kind" not in declared:
+                raise ConfigError(f"{key}.kind: a diversity condition must set kind (augment, noise or stacked)")
+            if not declared.get("transforms"):
+                raise ConfigError(f"{key}.transforms: a diversity condition needs at least one transform")
+        elif declared.get("transforms") or "kind" in declared:
+            extra = "transforms" if declared.get("transforms") else "kind"
+            raise ConfigError(f"{key}.{extra}: only diversity conditions take {extra}")
+        _check_transforms(declared.get("transforms", []), f"{key}.transforms")
+
+
+def _check_transforms(spec: list[dict], key: str) -> None:
+    from weightscape.augment import check_transforms
+    from weightscape.config import ConfigError
+
+    try:
+        check_transforms(spec, key=key)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _check_train(train: dict) -> None:

@@ -1,34 +1,64 @@
 """Expand the config's families and declared conditions into the grid's list of conditions.
 
 A condition is a plain dict (so Snakemake can track it as a rule parameter):
-    name        wildcard-safe, unique
-    family      baseline | dropout | weight_decay  (later: diversity, synthetic)
-    level       the number the family is compared by (dropout p, weight decay lambda; 0 for the baseline)
-    dropout     dropout p inserted in the network (0 = none)
+    name          wildcard-safe, unique
+    family        baseline | dropout | weight_decay | diversity  (later: synthetic)
+    kind          diversity only: augment | noise | stacked (None otherwise)
+    level         the number the family is compared by (dropout p, weight decay, noise std; 0 for the baseline,
+                  None for augmentations that have no natural level)
+    dropout       dropout p inserted in the network (0 = none)
     weight_decay  L2 / decoupled weight decay of the optimizer (0 = none)
+    transforms    training-time augmentations [{name, args}] (empty = none)
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-# What each family's level sets, and how a level is written into a condition name.
-FAMILY_KNOB = {"baseline": None, "dropout": "dropout", "weight_decay": "weight_decay"}
+# What each regularizer family's level sets.
+FAMILY_KNOB = {"baseline": None, "dropout": "dropout", "weight_decay": "weight_decay", "diversity": None}
+
+
+def noise(std: float) -> dict:
+    return {"name": "gaussian_noise", "args": {"std": std}}
+
+
+AUTOAUGMENT = {"name": "autoaugment", "args": {"policy": "imagenet"}}
+# The paper's stacked augmentations (Ba et al., Table of diversity sources).
+STACKED_PRESETS: dict[str, list[dict]] = {
+    "auto1": [AUTOAUGMENT, noise(0.05)],
+    "auto2": [AUTOAUGMENT, noise(0.05), {"name": "hflip", "args": {"p": 0.5}}, {"name": "vflip", "args": {"p": 0.3}}],
+    "auto3": [AUTOAUGMENT, {"name": "hflip", "args": {"p": 0.5}},
+              {"name": "elastic", "args": {"alpha": 40.0, "sigma": 6.0}}, noise(0.05)],
+}
 
 
 def condition_name(family: str, level: float) -> str:
-    """`dropout_0.1`, `weight_decay_1e-05`: short, wildcard-safe and stable across runs."""
+    """`dropout_0.1`, `weight_decay_1e-05`, `noise_0.03`: short, wildcard-safe and stable across runs."""
     return f"{family}_{level:g}"
 
 
 def make_condition(name: str, family: str, level: float | None = None, dropout: float = 0.0,
-                   weight_decay: float = 0.0) -> dict[str, Any]:
-    """One condition dict with every field present (absent knobs are 0)."""
+                   weight_decay: float = 0.0, kind: str | None = None,
+                   transforms: list[dict] | None = None) -> dict[str, Any]:
+    """One condition dict with every field present (absent knobs are 0 / empty)."""
     knob = FAMILY_KNOB[family]
     values = {"dropout": float(dropout), "weight_decay": float(weight_decay)}
-    if level is None:
+    if level is None and family != "diversity":
         level = values[knob] if knob else 0.0
-    return {"name": name, "family": family, "level": float(level), **values}
+    transforms = [{"name": t["name"], "args": dict(t.get("args", {}))} for t in transforms or []]
+    return {"name": name, "family": family, "kind": kind, "level": None if level is None else float(level),
+            **values, "transforms": transforms}
+
+
+def _diversity_conditions(diversity: dict) -> list[dict[str, Any]]:
+    conditions = [make_condition(name, "diversity", kind="augment", transforms=[{"name": name}])
+                  for name in diversity.get("augment", [])]
+    conditions += [make_condition(condition_name("noise", std), "diversity", std, kind="noise",
+                                  transforms=[noise(std)]) for std in diversity.get("noise", [])]
+    conditions += [make_condition(name, "diversity", kind="stacked", transforms=STACKED_PRESETS[name])
+                   for name in diversity.get("stacked", [])]
+    return conditions
 
 
 def expand_conditions(config: dict[str, Any]) -> list[dict[str, Any]]:
@@ -40,6 +70,7 @@ def expand_conditions(config: dict[str, Any]) -> list[dict[str, Any]]:
     for family in ("dropout", "weight_decay"):
         for level in families.get(family, []):
             conditions.append(make_condition(condition_name(family, level), family, level, **{family: level}))
+    conditions += _diversity_conditions(families.get("diversity", {}))
     for declared in config.get("conditions", []):
         conditions.append(make_condition(**declared))
     return conditions

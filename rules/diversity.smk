@@ -1,0 +1,51 @@
+rule diversity:
+    input:
+        train="results/data/{dataset}/train.npz",
+        weights=reference_file("weights.safetensors"),
+        info=reference_file("model.json"),
+    output:
+        "results/diversity/{dataset}/{model}/{condition}.json",
+    log:
+        "results/logs/diversity/{dataset}/{model}/{condition}.log",
+    benchmark:
+        "results/benchmarks/diversity/{dataset}/{model}/{condition}.tsv"
+    conda:
+        "../envs/weightscape.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime="30m",
+    params:
+        condition=lambda wildcards: CONDITIONS[wildcards.condition],
+        diversity=config["diversity"],
+    script:
+        "../workflow_scripts/diversity.py"
+
+
+rule summarize_diversity:
+    input:
+        expand(
+            "results/diversity/{dataset}/{model}/{condition}.json",
+            dataset=DATASETS,
+            model=MODELS,
+            condition=CONDITIONS,
+        ),
+    output:
+        "results/diversity/diversity.csv",
+    log:
+        "results/logs/summarize_diversity.log",
+    conda:
+        "../envs/weightscape.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime="10m",
+    params:
+        table_keys=[
+            {"dataset": d, "model": m, "condition": c}
+            for d in DATASETS
+            for m in MODELS
+            for c in CONDITIONS
+        ],
+    script:
+        "../workflow_scripts/summarize_diversity.py"
