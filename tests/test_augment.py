@@ -241,12 +241,15 @@ def test_worker_processes_are_deterministic(fashion):
     assert torch.equal(clean[0], to_model_inputs(images, LITE0)[order_of(16, 8, seed=2)])
 
 
-def test_gray_images_are_augmented_as_their_three_channel_copy(fashion):
+@pytest.mark.parametrize("name", sorted(PAPER))
+def test_gray_images_stay_gray_through_every_condition(name, fashion):
+    """Gray images are augmented as gray and only then repeated to 3 channels: noise drawn per channel on a
+    replicated gray image would add colour that clean and test images never have (a train/test shift that cost
+    the noise conditions ~30 points of accuracy on Fashion-MNIST)."""
     images, labels = fashion
-    rgb = np.repeat(images, 3, axis=-1)
-    gray_x, _ = epoch(images, labels, CLIP, PAPER["auto3"], seed=4)
-    rgb_x, _ = epoch(rgb, labels, CLIP, PAPER["auto3"], seed=4)
-    assert gray_x.shape == (32, 3, 48, 48) and torch.equal(gray_x, rgb_x)
+    x, _ = epoch(images, labels, LITE0, PAPER[name], seed=4)
+    assert x.shape == (32, 3, 48, 48)
+    assert torch.equal(x[:, 0], x[:, 1]) and torch.equal(x[:, 1], x[:, 2])
 
 
 def test_bad_image_arrays_are_rejected(fashion):

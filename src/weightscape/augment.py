@@ -2,12 +2,13 @@
 feeds augmented, model-ready images to the fine-tuning loop.
 
 A condition's `transforms` is a list of ``{name, args}`` entries (names from :data:`TRANSFORMS`, args the v2 class's
-own keyword names), applied in order to one uint8 3 x H x W image at its *native* resolution, before the resize to
-the model's input size: pixel-valued arguments (elastic alpha/sigma, crop size, padding) are in source pixels.
+own keyword names), applied in order to one uint8 C x H x W image at its *native* resolution and channel count
+(C = 1 or 3), before the resize to the model's input size: pixel-valued arguments (elastic alpha/sigma, crop size,
+padding) are in source pixels.
 
-Data flow per image (:class:`AugmentedImages`): gray -> 3 channels, uint8 transforms (AutoAugment & co run on uint8,
-as torchvision intends), one ``v2.ToDtype(float32, scale=True)`` just before the first float-only transform (noise)
-or at the end, then :func:`model_ready` -- the same resize + normalization as ``train.to_model_inputs``, with the
+Data flow per image (:class:`AugmentedImages`): uint8 transforms (AutoAugment & co run on uint8, as torchvision
+intends), one ``v2.ToDtype(float32, scale=True)`` just before the first float-only transform (noise)
+or at the end, then :func:`model_ready` -- the same resize + normalization as ``inputs.to_model_inputs``, with the
 run's own ``InputSpec`` for every condition (the paper's public code normalized augmented data with ImageNet stats
 and clean data with CLIP stats; here there is one code path).
 """
@@ -183,7 +184,7 @@ def check_transforms(spec: list[dict], key: str = "transforms") -> None:
 
 
 def build_pipeline(spec: list[dict]) -> Callable[[torch.Tensor], torch.Tensor]:
-    """uint8 3 x H x W image -> float32 3 x H' x W' in [0, 1] (H' = H unless a crop resizes). Checks `spec` first.
+    """uint8 C x H x W image (C = 1 or 3) -> float32 C x H' x W' in [0, 1] (H' = H unless a crop resizes). Checks `spec` first.
 
     uint8 transforms run on uint8; ``v2.ToDtype(float32, scale=True)`` is inserted once, before the first
     float-only transform (:data:`FLOAT_ONLY`) or at the end. Transforms listed after it get float images (the
@@ -195,7 +196,8 @@ def build_pipeline(spec: list[dict]) -> Callable[[torch.Tensor], torch.Tensor]:
 class AugmentedImages(torch.utils.data.Dataset):
     """uint8 N x H x W x C images (C = 1 or 3) + labels -> (augmented model-ready float32 3 x S x S, label).
 
-    Per item: gray -> 3 channels, :func:`build_pipeline` (`transforms`), :func:`model_ready` with `spec`.
+    Per item: :func:`build_pipeline` (`transforms`) at the native channel count, then :func:`model_ready` with
+    `spec` (gray -> 3 channels, resize, normalize).
     """
 
     def __init__(self, images: np.ndarray | torch.Tensor, labels: Any, spec: InputSpec, transforms: list[dict]):
@@ -215,7 +217,9 @@ class AugmentedImages(torch.utils.data.Dataset):
         return len(self.images)
 
     def image(self, index: int) -> torch.Tensor:
-        image = TF.grayscale_to_rgb(self.images[index].permute(2, 0, 1))
+        # augment at the native channel count: noise on a gray image stays gray (per-channel noise on a replicated
+        # gray image would add colour the clean and test images never have); model_ready then makes 3 channels
+        image = self.images[index].permute(2, 0, 1)
         return model_ready(self.pipeline(image.contiguous()), self.spec)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
