@@ -18,6 +18,11 @@ class InputSpec:
     mean: tuple[float, ...]
     std: tuple[float, ...]
 
+    @classmethod
+    def from_info(cls, info: dict) -> "InputSpec":
+        """The spec recorded in a checkpoint's model.json (resolution + the model's normalization)."""
+        return cls(info["image_size"], tuple(info["mean"]), tuple(info["std"]))
+
 
 def to_model_inputs(images: np.ndarray | torch.Tensor, spec: InputSpec, chunk: int = 2048) -> torch.Tensor:
     """uint8 N x H x W x C (C = 1 or 3) -> normalized float32 N x 3 x S x S (gray is repeated to 3 channels)."""

@@ -14,12 +14,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from weightscape.augment import AugmentedImages, augmented_epochs
 from weightscape.checkpoints import load_checkpoint, save_weights
 from weightscape.data.canonical import load_split
+from weightscape.inputs import InputSpec, to_model_inputs
 from weightscape.io import read_json, write_csv, write_json
 from weightscape.models import build_model, insert_dropout
-from weightscape.augment import AugmentedImages, augmented_epochs
-from weightscape.inputs import InputSpec, to_model_inputs
 from weightscape.train import evaluate, fit, tensor_batches
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ def finetune_run(reference_weights: str | Path, reference_info: str | Path, data
     if condition["dropout"] > 0:
         instrumented = insert_dropout(model, condition["dropout"], info["classifier"])
         log.info("dropout p=%g on %d modules", condition["dropout"], len(instrumented))
-    spec = InputSpec(info["image_size"], tuple(info["mean"]), tuple(info["std"]))
+    spec = InputSpec.from_info(info)
     data_dir = Path(data_dir)
     splits = {name: load_split(data_dir / f"{name}.npz") for name in ("train", "val", "test")}
     inputs = {name: (to_model_inputs(images, spec), torch.as_tensor(labels)) for name, (images, labels) in
@@ -98,7 +98,7 @@ def condition_diversity(train_npz: str | Path, reference_weights: str | Path, re
     from weightscape.diversity import measure_diversity
 
     model, info = load_checkpoint(reference_weights, reference_info)
-    spec = InputSpec(info["image_size"], tuple(info["mean"]), tuple(info["std"]))
+    spec = InputSpec.from_info(info)
     images, labels = load_split(train_npz)
 
     def make_view(sample: np.ndarray, generator: torch.Generator) -> torch.Tensor:
