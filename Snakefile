@@ -13,6 +13,8 @@ include: "rules/data.smk"
 include: "rules/finetune.smk"
 include: "rules/spectra.smk"
 include: "rules/diversity.smk"
+include: "rules/compare.smk"
+include: "rules/report.smk"
 include: "rules/summary.smk"
 
 
@@ -22,3 +24,5 @@ rule all:
         "results/summary/runs.csv",
         "results/summary/layers.parquet",
         "results/diversity/diversity.csv",
+        "results/summary.md",
+        expand("results/figures/{name}.png", name=FIGURES),

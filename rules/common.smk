@@ -100,3 +100,29 @@ def reference_file(name):
     return "results/models/{{model}}/{{dataset}}/seed{seed}/{name}".format(
         seed=SEEDS[0], name=name
     )
+
+
+FIGURES = [
+    "esd_overlay",
+    "family_bars",
+    "layer_lines",
+    "quadrant",
+    "outcome_bars",
+    "accuracy_vs_vendi",
+]
+
+
+def esd_archives():
+    """Eigenvalue archives of the ESD overlay (first dataset, model and seed): the pretrained reference and the
+    first condition of every family."""
+    ref = REFERENCES[0]
+    archives = {
+        "pretrained": "results/models/{model}/{dataset}/seed{seed}/spectra/eigenvalues.npz".format(
+            **ref
+        )
+    }
+    for condition in CONDITIONS.values():
+        if condition["family"] not in archives:
+            run = {**ref, "condition": condition["name"]}
+            archives[condition["family"]] = run_file(run, "spectra/eigenvalues.npz")
+    return archives

@@ -105,6 +105,38 @@ def test_smoke_grid_measures_diversity_of_every_condition(smoke):
     assert table.loc["noise_0.05", "kind"] == "noise" and table.loc["noise_0.05", "level"] == 0.05
 
 
+FIGURES = ["esd_overlay", "family_bars", "layer_lines", "quadrant", "outcome_bars", "accuracy_vs_vendi"]
+
+
+def test_smoke_grid_answers_with_statistics_figures_summary_and_report(smoke):
+    workdir, config = smoke
+    results = workdir / "results"
+    tests = pd.read_csv(results / "compare" / "family_tests.csv").set_index("metric")
+    assert {"alpha", "log_norm", "log_spectral_norm", "entropy"} <= set(tests.index)
+    assert {"F", "p", "p_welch_diversity_vs_dropout", "p_student_diversity_vs_weight_decay"} <= set(tests.columns)
+    distances = pd.read_csv(results / "compare" / "condition_distances.csv")
+    assert set(distances["condition"]) == {"autoaugment", "noise_0.05"}
+    for name in FIGURES:
+        assert (results / "figures" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert len((results / "figures" / f"{name}.txt").read_text().strip()) > 40
+    summary = (results / "summary.md").read_text()
+    for condition in ("autoaugment", "noise_0.05"):
+        assert f"**{condition}**" in summary
+    assert "weight decay" in summary and "p = " in summary
+    report = workdir / "report.html"
+    result = snakemake(workdir, "--configfile", str(config), "--report", str(report))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert report.stat().st_size > 100_000
+
+
+def test_changing_a_plot_parameter_reruns_only_the_plots(smoke):
+    workdir, config = smoke
+    changed = write_config(workdir / "plots.yaml", config, plots={"layer_metric": "log_norm"})
+    result = snakemake(workdir, "-n", "--cores", "2", "--configfile", str(changed))
+    assert result.returncode == 0, result.stderr
+    assert _job_counts(result.stdout) == {"plots": 1, "all": 1, "total": 2}
+
+
 def test_second_run_does_nothing(smoke):
     workdir, config = smoke
     result = snakemake(workdir, "--cores", "2", "--configfile", str(config))
@@ -119,7 +151,7 @@ def test_changing_the_learning_rate_reruns_only_the_fine_tunes(smoke):
     assert result.returncode == 0, result.stderr
     jobs = _job_counts(result.stdout)
     assert jobs.get("finetune") == 5 and jobs.get("spectra_run") == 5
-    assert jobs.get("summarize_runs") == 1 and jobs.get("summarize_spectra") == 1
+    assert jobs.get("summarize_runs") == 1 and jobs.get("summarize_spectra") == 1 and jobs.get("compare") == 1
     assert not {"prepare_data", "corrupt", "pretrained", "spectra_reference", "diversity"} & set(jobs)
 
 
@@ -142,7 +174,7 @@ def test_default_config_dry_run_lists_the_grid(tmp_path, fashion_root):
     jobs = _job_counts(result.stdout)
     assert jobs == {"all": 1, "corrupt": 1, "finetune": 21, "prepare_data": 1, "pretrained": 1, "summarize_runs": 1,
                     "spectra_reference": 1, "spectra_run": 21, "summarize_spectra": 1, "diversity": 21,
-                    "summarize_diversity": 1, "total": 71}
+                    "summarize_diversity": 1, "compare": 1, "plots": 1, "summary_md": 1, "total": 74}
 
 
 def test_bad_config_stops_before_any_job_with_one_line(tmp_path, fashion_root):

@@ -75,6 +75,24 @@ def _spectra(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from weightscape.stats import compare, load_manifest
+
+    try:
+        layers = load_manifest(args.manifest)
+        runs = pd.read_csv(args.runs) if args.runs else None
+        tables = compare(layers, runs, out_dir=args.out, n_resamples=args.n_resamples, seed=args.seed)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"weightscape: {' '.join(str(error).split())}", file=sys.stderr)
+        return 1
+    tests = tables["family_tests"]
+    print(f"{len(layers)} layer rows from {args.manifest} -> {args.out}: " + ", ".join(
+        f"{row.metric} F={row.F:.3g} p={row.p:.3g}" for row in tests.itertuples()))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="weightscape", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -100,6 +118,17 @@ def main(argv: list[str] | None = None) -> int:
     spectra.add_argument("--min-tail", type=int, help="smallest power-law tail size considered")
     spectra.add_argument("--threads", type=int, default=1)
     spectra.set_defaults(handler=_spectra)
+
+    comp = commands.add_parser("compare", help="family statistics of WeightWatcher-style layer tables",
+                               description="Compare regularizer families with weightscape's statistics, from a "
+                                           "manifest CSV (path, condition, family, stage, dataset, model) of "
+                                           "WeightWatcher analyze() tables or weightscape layer tables.")
+    comp.add_argument("--manifest", required=True)
+    comp.add_argument("--out", required=True, help="folder for family_effects.csv, family_tests.csv, ...")
+    comp.add_argument("--runs", help="optional runs.csv for accuracy / ECE / OOD statistics")
+    comp.add_argument("--n-resamples", type=int, default=1000)
+    comp.add_argument("--seed", type=int, default=0)
+    comp.set_defaults(handler=_compare)
     args = parser.parse_args(argv)
     return args.handler(args)
 

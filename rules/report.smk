@@ -1,0 +1,50 @@
+rule plots:
+    input:
+        runs="results/summary/runs.csv",
+        diversity="results/diversity/diversity.csv",
+        effects="results/compare/family_effects.csv",
+        deltas="results/compare/layer_deltas.parquet",
+        eigenvalues=lambda wildcards: list(esd_archives().values()),
+    output:
+        **{
+            name: report(
+                f"results/figures/{name}.png",
+                caption=f"../report/{name}.rst",
+                category="Figures",
+            )
+            for name in FIGURES
+        },
+        captions=[f"results/figures/{name}.txt" for name in FIGURES],
+    log:
+        "results/logs/plots.log",
+    conda:
+        "../envs/weightscape.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime="20m",
+    params:
+        plots=config["plots"],
+        archives=esd_archives(),
+    script:
+        "../workflow_scripts/plots.py"
+
+
+rule summary_md:
+    input:
+        tests="results/compare/family_tests.csv",
+        distances="results/compare/condition_distances.csv",
+        effects="results/compare/family_effects.csv",
+        runs="results/summary/runs.csv",
+    output:
+        report("results/summary.md", caption="../report/summary.rst", category="Answer"),
+    log:
+        "results/logs/summary_md.log",
+    conda:
+        "../envs/weightscape.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime="10m",
+    script:
+        "../workflow_scripts/summary_md.py"

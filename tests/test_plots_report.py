@@ -1,0 +1,177 @@
+"""Figures and summary.md on small hand-made tables (no dependence on results/)."""
+
+import os
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from weightscape import plots, report
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+LAYERS = ["conv_stem", "blocks.0.conv", "blocks.1.conv", "classifier"]
+CONDS = {"baseline": "baseline", "dropout_0.1": "dropout", "dropout_0.5": "dropout",
+         "weight_decay_0.001": "weight_decay", "weight_decay_0.01": "weight_decay",
+         "autoaugment": "diversity", "noise_0.05": "diversity"}
+# per-family relative effect, chosen so dropout has by far the largest |effect| on every metric
+EFFECT = {"baseline": 0.0, "dropout": -2.0, "weight_decay": -0.3, "diversity": -1.5}
+
+
+def _check(out, caption, must):
+    data = out.read_bytes()
+    assert data[:8] == PNG_MAGIC and len(data) > 5000
+    txt = out.with_suffix(".txt").read_text()
+    assert txt.strip() == caption.strip() and must in caption
+    assert not [p for p in out.parent.iterdir() if p.name.endswith(".tmp") or ".tmp." in p.name]
+
+
+@pytest.fixture(scope="module")
+def deltas():
+    rng = np.random.default_rng(0)
+    rows = []
+    for seed in (0, 1):
+        for cond, fam in CONDS.items():
+            for metric, scale in (("alpha", 1.0), ("log_norm", 0.1), ("entropy", 0.01)):
+                for name in LAYERS:
+                    rel = 0.0 if fam == "baseline" else EFFECT[fam] * scale + rng.normal(0, 0.01 * scale)
+                    rows.append(dict(dataset="d", model="m", seed=seed, condition=cond, family=fam,
+                                     longname=name, metric=metric, delta=rel, relative=rel))
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def runs():
+    rng = np.random.default_rng(1)
+    acc = {"baseline": 0.80, "dropout": 0.82, "weight_decay": 0.79, "diversity": 0.90}
+    rows = [dict(dataset="d", model="m", condition=c, family=f, level=0.0, seed=s,
+                 id_accuracy=acc[f] + rng.normal(0, 0.005), id_ece=0.1 - (acc[f] - 0.8) / 2 + rng.normal(0, 0.003),
+                 ood_accuracy=acc[f] - 0.1 + rng.normal(0, 0.005))
+            for c, f in CONDS.items() for s in range(3)]
+    return pd.DataFrame(rows)
+
+
+def test_esd_overlay(tmp_path):
+    rng = np.random.default_rng(0)
+    arch = {}
+    for label, scale in (("pretrained", 1.0), ("dropout_0.5", 1.5), ("weight_decay_0.001", 0.8)):
+        p = tmp_path / f"{label}.npz"
+        np.savez_compressed(p, **{n: rng.pareto(2.0, 300) * scale + 0.01 for n in LAYERS})
+        arch[label] = p
+    out = tmp_path / "figs" / "esd.png"
+    out.parent.mkdir()
+    cap = plots.esd_overlay(arch, ["conv_stem", "classifier", "missing"], out)
+    _check(out, cap, "conv_stem")
+    assert "classifier" in cap and "missing" not in cap and "pretrained" in cap
+
+
+def test_family_bars(tmp_path, deltas):
+    g = deltas[deltas.family != "baseline"].groupby(["family", "metric"]).relative
+    eff = g.mean().rename("mean").reset_index()
+    eff["ci_low"], eff["ci_high"] = eff["mean"] - 0.05, eff["mean"] + 0.05
+    eff["longname"] = "__all__"
+    extra = eff.assign(longname="conv_stem", mean=99.0)          # per-layer rows must be ignored
+    out = tmp_path / "bars.png"
+    cap = plots.family_bars(pd.concat([eff, extra]), out)
+    _check(out, cap, "for alpha the largest mean effect is dropout")
+
+
+def test_layer_lines(tmp_path, deltas):
+    out = tmp_path / "lines.png"
+    cap = plots.layer_lines(deltas, "alpha", out)
+    _check(out, cap, "dropout has the largest mean effect")
+    assert f"{len(LAYERS)} layers" in cap
+
+
+def test_quadrant(tmp_path, deltas):
+    out = tmp_path / "quad.png"
+    cap = plots.quadrant(deltas, out)
+    _check(out, cap, "nearest to the dropout centroid")
+    assert f"{len(CONDS)} conditions" in cap
+
+
+def test_outcome_bars(tmp_path, runs):
+    out = tmp_path / "outcomes.png"
+    cap = plots.outcome_bars(runs, out)
+    _check(out, cap, "best family mean is diversity")
+
+
+def test_accuracy_vs_vendi(tmp_path, runs):
+    div = pd.DataFrame([dict(dataset="d", model="m", condition=c, family=f,
+                             vendi_pixel=20.0 + (5 if f == "diversity" else 0) + i,
+                             vendi_embedding=15.0 + (3 if f == "diversity" else 0) + i * 0.5)
+                        for i, (c, f) in enumerate(CONDS.items())])
+    out = tmp_path / "vendi.png"
+    cap = plots.accuracy_vs_vendi(runs, div, out)
+    _check(out, cap, "(diversity, accuracy")
+    assert "vendi pixel: Pearson r" in cap and "vendi embedding" in cap
+
+
+# ---------------------------------------------------------------------------------------------------------
+def _tables(runs):
+    distances = pd.DataFrame([
+        # clearly closer to dropout: CIs separated
+        dict(condition="autoaugment", metric="all", distance_dropout=0.10, ci_low_dropout=0.08,
+             ci_high_dropout=0.12, distance_weight_decay=0.50,
+             ci_low_weight_decay=0.45, ci_high_weight_decay=0.55, closer_to="dropout"),
+        # nearer weight decay by point estimate, but CIs overlap -> inconclusive
+        dict(condition="noise_0.05", metric="all", distance_dropout=0.30, ci_low_dropout=0.10,
+             ci_high_dropout=0.50, distance_weight_decay=0.25,
+             ci_low_weight_decay=0.05, ci_high_weight_decay=0.45,
+             closer_to="weight_decay"),
+        dict(condition="autoaugment", metric="alpha", distance_dropout=0.2, ci_low_dropout=0.1,
+             ci_high_dropout=0.3, distance_weight_decay=0.9,
+             ci_low_weight_decay=0.8, ci_high_weight_decay=1.0, closer_to="dropout"),
+    ])
+    tests = pd.DataFrame([
+        dict(metric="alpha", F=12.5, p=0.00012, p_welch_diversity_vs_dropout=0.41,
+             p_welch_diversity_vs_weight_decay=0.0031),
+        dict(metric="log_norm", F=1.2, p=0.3127, p_welch_diversity_vs_dropout=0.77,
+             p_welch_diversity_vs_weight_decay=0.2),
+    ])
+    effects = pd.DataFrame([dict(family=f, metric="alpha", longname="__all__", mean=m, ci_low=m - 0.1,
+                                 ci_high=m + 0.1) for f, m in (("dropout", -1.0), ("weight_decay", 0.05),
+                                                               ("diversity", -0.8))])
+    return tests, distances, effects
+
+
+def test_write_summary(tmp_path, runs):
+    tests, distances, effects = _tables(runs)
+    out = tmp_path / "results" / "summary.md"
+    text = report.write_summary(tests, distances, effects, runs, out)
+    assert out.read_text() == text
+    lines = {l.split("**")[1]: l for l in text.splitlines() if l.startswith("- **") and "(all metrics)" in l}
+    assert "closer to dropout" in lines["autoaugment"]
+    assert "inconclusive" in lines["noise_0.05"] and "closer to" not in lines["noise_0.05"]
+    assert "1 closer to dropout, 1 inconclusive" in text
+    assert "- autoaugment, alpha: closer to dropout" in text
+    # p-values, formatted
+    assert "p = 1.2e-04 (the families differ)" in text
+    assert "p = 0.313 (inconclusive)" in text
+    assert "welch diversity vs dropout: p = 0.410 (inconclusive)" in text
+    assert "welch diversity vs weight decay: p = 0.003 (differ)" in text
+    # outcomes: diversity was built to beat baseline clearly
+    acc = next(l for l in text.splitlines() if l.startswith("- **in-distribution accuracy**"))
+    assert "diversity 0.9" in acc and "better than baseline" in acc
+    assert "expected calibration error" in text and "out-of-distribution accuracy" in text
+
+
+def test_summary_difference_column_and_missing_ci(tmp_path, runs):
+    tests, _, effects = _tables(runs)
+    distances = pd.DataFrame([
+        dict(condition="augmix", metric="all", distance_dropout=0.2, distance_weight_decay=0.3,
+             difference=0.1, difference_ci_low=-0.05, difference_ci_high=0.25),
+        dict(condition="auto1", metric="all", distance_dropout=0.4, distance_weight_decay=0.1,
+             difference=-0.3, difference_ci_low=-0.4, difference_ci_high=-0.2),
+        dict(condition="auto2", metric="all", distance_dropout=0.1, distance_weight_decay=0.3),
+    ])
+    text = report.write_summary(tests, distances, effects, runs, tmp_path / "s.md")
+    lines = {l.split("**")[1]: l for l in text.splitlines() if l.startswith("- **") and "(all metrics)" in l}
+    assert "inconclusive" in lines["augmix"]
+    assert "closer to weight decay" in lines["auto1"]
+    assert "inconclusive (no confidence intervals)" in lines["auto2"]
+
+
+def test_fmt_p():
+    assert report.fmt_p(0.04999) == "0.050" and report.fmt_p(2.5e-6) == "2.5e-06" and report.fmt_p(np.nan) == "n/a"

@@ -1,0 +1,24 @@
+"""Adapter: rule plots -> weightscape.plots (one PNG + caption per figure)."""
+from weightscape.runtime import job_logging
+
+with job_logging(snakemake.log[0]):
+    import numpy as np
+    import pandas as pd
+
+    from weightscape import plots
+
+    out = snakemake.output
+    runs, effects = pd.read_csv(snakemake.input.runs), pd.read_csv(snakemake.input.effects)
+    deltas = pd.read_parquet(snakemake.input.deltas)
+    archives = snakemake.params.archives
+    layers = snakemake.params.plots["esd_layers"]
+    if not layers:  # first, middle and last analysed layer of the reference
+        with np.load(archives["pretrained"]) as archive:
+            names = list(archive.files)
+        layers = list(dict.fromkeys([names[0], names[len(names) // 2], names[-1]]))
+    plots.esd_overlay(archives, layers, out.esd_overlay)
+    plots.family_bars(effects, out.family_bars)
+    plots.layer_lines(deltas, snakemake.params.plots["layer_metric"], out.layer_lines)
+    plots.quadrant(deltas, out.quadrant)
+    plots.outcome_bars(runs, out.outcome_bars)
+    plots.accuracy_vs_vendi(runs, pd.read_csv(snakemake.input.diversity), out.accuracy_vs_vendi)

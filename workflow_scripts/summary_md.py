@@ -1,0 +1,11 @@
+"""Adapter: rule summary_md -> weightscape.report.write_summary."""
+from weightscape.runtime import job_logging
+
+with job_logging(snakemake.log[0]):
+    import pandas as pd
+
+    from weightscape.report import write_summary
+
+    i = snakemake.input
+    write_summary(pd.read_csv(i.tests), pd.read_csv(i.distances), pd.read_csv(i.effects), pd.read_csv(i.runs),
+                  snakemake.output[0])
