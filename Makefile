@@ -1,5 +1,6 @@
 # The two commands of the README. Each does all of its own set-up on a fresh machine:
 #   make run   - create .venv, install the Debian Fashion-MNIST files (when root + apt), run the default pipeline
+#                and render results/report.html
 #   make test  - the same set-up, then pytest, snakemake --lint and snakefmt --check
 PYTHON ?= python3
 VENV ?= .venv
@@ -13,6 +14,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 run: setup data
 	$(BIN)/snakemake --cores $(CORES) $(SNAKEMAKE_ARGS)
+	$(BIN)/snakemake --report results/report.html $(SNAKEMAKE_ARGS)
 
 test: setup data
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest

@@ -3,10 +3,26 @@ rule compare:
         layers="results/summary/layers.parquet",
         runs="results/summary/runs.csv",
     output:
-        effects="results/compare/family_effects.csv",
-        tests="results/compare/family_tests.csv",
-        distances="results/compare/condition_distances.csv",
-        outcomes="results/compare/outcome_tests.csv",
+        effects=report(
+            "results/compare/family_effects.csv",
+            caption="../report/family_effects.rst",
+            category="Tables",
+        ),
+        tests=report(
+            "results/compare/family_tests.csv",
+            caption="../report/family_tests.rst",
+            category="Tables",
+        ),
+        distances=report(
+            "results/compare/condition_distances.csv",
+            caption="../report/condition_distances.rst",
+            category="Tables",
+        ),
+        outcomes=report(
+            "results/compare/outcome_tests.csv",
+            caption="../report/outcome_tests.rst",
+            category="Tables",
+        ),
         frozen="results/compare/frozen_layers.csv",
         deltas="results/compare/layer_deltas.parquet",
     log:

@@ -44,14 +44,15 @@ def test_smoke_grid_runs_end_to_end(smoke):
     workdir, _ = smoke
     with open(workdir / "results" / "summary" / "runs.csv") as fh:
         rows = list(csv.DictReader(fh))
-    assert [(r["condition"], r["family"]) for r in rows] == [
-        ("baseline", "baseline"), ("dropout_0.5", "dropout"), ("weight_decay_0.001", "weight_decay"),
-        ("autoaugment", "diversity"), ("noise_0.05", "diversity")]
+    assert [(r["condition"], r["family"], r["seed"]) for r in rows] == [
+        (condition, family, seed) for condition, family in [
+            ("baseline", "baseline"), ("dropout_0.5", "dropout"), ("weight_decay_0.001", "weight_decay"),
+            ("autoaugment", "diversity"), ("noise_0.05", "diversity")] for seed in ("0", "1")]
     for row in rows:
         assert float(row["id_accuracy"]) > 0.2, row  # chance is 0.1 on 10 classes (300 images, 3 epochs)
         assert 0 <= float(row["id_ece"]) <= 1 and float(row["ood_accuracy"]) > 0.1
-        assert row["dataset"] == "fashion_mnist" and row["model"] == "efficientnet_lite0" and row["seed"] == "0"
-        run = workdir / "results" / "runs" / "fashion_mnist" / "efficientnet_lite0" / row["condition"] / "seed0"
+        assert row["dataset"] == "fashion_mnist" and row["model"] == "efficientnet_lite0"
+        run = workdir / "results" / "runs" / "fashion_mnist" / "efficientnet_lite0" / row["condition"] / f"seed{row['seed']}"
         assert (run / "weights.safetensors").stat().st_size > 1_000_000
         metrics = json.loads((run / "metrics.json").read_text())
         assert set(metrics["ood"]["by_corruption"]) == {"gaussian_noise", "defocus_blur", "fog", "contrast",
@@ -60,7 +61,7 @@ def test_smoke_grid_runs_end_to_end(smoke):
         with open(run / "curve.csv") as fh:
             assert [int(r["epoch"]) for r in csv.DictReader(fh)] == [1, 2, 3]
         assert (workdir / "results" / "logs" / "finetune" / "fashion_mnist" / "efficientnet_lite0" /
-                row["condition"] / "seed0.log").stat().st_size > 0
+                row["condition"] / f"seed{row['seed']}.log").stat().st_size > 0
     reference = workdir / "results" / "models" / "efficientnet_lite0" / "fashion_mnist" / "seed0"
     assert (reference / "weights.safetensors").is_file() and (reference / "model.json").is_file()
     assert (workdir / "results" / "benchmarks" / "finetune").is_dir()
@@ -69,10 +70,11 @@ def test_smoke_grid_runs_end_to_end(smoke):
 def test_smoke_grid_has_spectra_for_the_reference_and_every_run(smoke):
     workdir, _ = smoke
     layers = pd.read_parquet(workdir / "results" / "summary" / "layers.parquet")
-    per_model = layers.groupby(["stage", "condition"]).size()
-    assert set(per_model.index) == {("pretrained", "pretrained"), ("finetuned", "baseline"),
-                                    ("finetuned", "dropout_0.5"), ("finetuned", "weight_decay_0.001"),
-                                    ("finetuned", "autoaugment"), ("finetuned", "noise_0.05")}
+    per_model = layers.groupby(["stage", "condition", "seed"]).size()
+    assert set(per_model.index) == {(stage, condition, seed) for stage, condition in [
+        ("pretrained", "pretrained"), ("finetuned", "baseline"), ("finetuned", "dropout_0.5"),
+        ("finetuned", "weight_decay_0.001"), ("finetuned", "autoaugment"), ("finetuned", "noise_0.05")]
+        for seed in (0, 1)}
     from torch import nn
 
     from weightscape.models import build_model
@@ -82,7 +84,7 @@ def test_smoke_grid_has_spectra_for_the_reference_and_every_run(smoke):
     assert per_model.nunique() == 1 and per_model.iloc[0] == weight_layers == 50  # every model, every layer
     assert {"alpha", "log_norm", "log_spectral_norm", "stable_rank", "entropy", "num_spikes"} <= set(layers.columns)
     # fine-tuning moved the weights: the classifier's norm differs from the reference's
-    head = layers[layers["longname"] == "classifier"].set_index("condition")["log_norm"]
+    head = layers[(layers["longname"] == "classifier") & (layers["seed"] == 0)].set_index("condition")["log_norm"]
     assert head["baseline"] != head["pretrained"]
     run = workdir / "results" / "runs" / "fashion_mnist" / "efficientnet_lite0" / "baseline" / "seed0" / "spectra"
     assert len(pd.read_csv(run / "layers.csv")) == per_model.iloc[0]
@@ -114,6 +116,10 @@ def test_smoke_grid_answers_with_statistics_figures_summary_and_report(smoke):
     tests = pd.read_csv(results / "compare" / "family_tests.csv").set_index("metric")
     assert {"alpha", "log_norm", "log_spectral_norm", "entropy"} <= set(tests.index)
     assert {"F", "p", "p_welch_diversity_vs_dropout", "p_student_diversity_vs_weight_decay"} <= set(tests.columns)
+    effects = pd.read_csv(results / "compare" / "family_effects.csv")
+    overall = effects[effects["scope"] == "overall"]
+    assert (overall["n_seeds"] == 2).all()  # two seeds in the smoke config -> intervals across seeds
+    assert overall["ci_low_seeds"].notna().all() and (overall["ci_low_seeds"] <= overall["mean"]).all()
     distances = pd.read_csv(results / "compare" / "condition_distances.csv")
     assert set(distances["condition"]) == {"autoaugment", "noise_0.05"}
     for name in FIGURES:
@@ -150,7 +156,7 @@ def test_changing_the_learning_rate_reruns_only_the_fine_tunes(smoke):
     result = snakemake(workdir, "-n", "--cores", "2", "--configfile", str(changed))
     assert result.returncode == 0, result.stderr
     jobs = _job_counts(result.stdout)
-    assert jobs.get("finetune") == 5 and jobs.get("spectra_run") == 5
+    assert jobs.get("finetune") == 10 and jobs.get("spectra_run") == 10
     assert jobs.get("summarize_runs") == 1 and jobs.get("summarize_spectra") == 1 and jobs.get("compare") == 1
     assert not {"prepare_data", "corrupt", "pretrained", "spectra_reference", "diversity"} & set(jobs)
 
