@@ -31,7 +31,11 @@ rule summarize_diversity:
             condition=CONDITIONS,
         ),
     output:
-        "results/diversity/diversity.csv",
+        report(
+            "results/diversity/diversity.csv",
+            caption="../report/diversity.rst",
+            category="Tables",
+        ),
     log:
         "results/logs/summarize_diversity.log",
     conda:

@@ -2,7 +2,9 @@ rule summarize_runs:
     input:
         metrics=[run_file(run, "metrics.json") for run in RUNS],
     output:
-        runs="results/summary/runs.csv",
+        runs=report(
+            "results/summary/runs.csv", caption="../report/runs.rst", category="Tables"
+        ),
     log:
         "results/logs/summarize_runs.log",
     conda:
