@@ -15,10 +15,10 @@ import argparse
 import statistics
 import time
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
+from _common import add_model_arguments, default_model_and_data
 from weightscape.runtime import pin_threads
 
 AUTOAUGMENT = {"name": "autoaugment", "args": {"policy": "imagenet"}}
@@ -69,25 +69,15 @@ def training_rate(model, inputs, labels, batch_size: int, steps: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=640)
-    parser.add_argument("--repeats", type=int, default=3)
+    add_model_arguments(parser)
     parser.add_argument("--train-steps", type=int, default=6)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--image-size", type=int, default=48)
-    parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args()
     pin_threads(args.threads)
 
     from weightscape.augment import augmented_epochs
-    from weightscape.data.sources import SOURCES
-    from weightscape.models import build_model
-    from weightscape.inputs import InputSpec, to_model_inputs
+    from weightscape.inputs import to_model_inputs
 
-    raw = SOURCES["fashion_mnist"].load({})
-    pick = np.random.default_rng(0).choice(len(raw.train_labels), args.images, replace=False)
-    images, labels = raw.train_images[pick], raw.train_labels[pick]
-    built = build_model("efficientnet_lite0", 10, weights="pretrained", head_seed=0)
-    spec = InputSpec(args.image_size, built.mean, built.std)
+    built, images, labels, spec = default_model_and_data(args.images, args.image_size)
 
     train = training_rate(built.module, to_model_inputs(images, spec), torch.as_tensor(labels), args.batch_size,
                           args.train_steps)

@@ -14,10 +14,10 @@ import copy
 import statistics
 import time
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
+from _common import add_model_arguments, default_model_and_data
 from weightscape.runtime import pin_threads
 
 
@@ -37,25 +37,16 @@ def bare_loop(model, inputs, labels, epochs, batch_size, lr, seed):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=640)
+    add_model_arguments(parser)
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--image-size", type=int, default=48)
-    parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args()
     pin_threads(args.threads)
 
-    from weightscape.data.sources import SOURCES
-    from weightscape.models import build_model
-    from weightscape.inputs import InputSpec, to_model_inputs
+    from weightscape.inputs import to_model_inputs
     from weightscape.train import fit, tensor_batches
 
-    raw = SOURCES["fashion_mnist"].load({})
-    pick = np.random.default_rng(0).choice(len(raw.train_labels), args.images, replace=False)
-    built = build_model("efficientnet_lite0", 10, weights="pretrained", head_seed=0)
-    inputs = to_model_inputs(raw.train_images[pick], InputSpec(args.image_size, built.mean, built.std))
-    labels = torch.as_tensor(raw.train_labels[pick])
+    built, images, labels, spec = default_model_and_data(args.images, args.image_size)
+    inputs, labels = to_model_inputs(images, spec), torch.as_tensor(labels)
     train = {"optimizer": "adam", "lr": 1e-3, "momentum": 0.9, "batch_size": args.batch_size, "epochs": args.epochs,
              "weight_decay_mode": "coupled", "eval_batch_size": 256}
     cpu = torch.device("cpu")

@@ -152,7 +152,8 @@ def test_cli_check_config_lists_the_grid_or_one_error_line(tmp_path, capsys, fas
 
     assert main(["check-config", str(REPO / "configs" / "smoke.yaml")]) == 0
     out = capsys.readouterr().out
-    assert "5 conditions x 1 seed(s)" in out and "dropout_0.5" in out and "kind=noise" in out
+    assert "5 conditions x 2 seed(s)" in out and "= 10 fine-tuning runs" in out
+    assert "dropout_0.5" in out and "kind=noise" in out
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(base_config(seeds=[])))
     assert main(["check-config", str(bad)]) == 1
