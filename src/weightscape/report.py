@@ -9,7 +9,6 @@ All column-name assumptions are the constants below.
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
@@ -38,13 +37,6 @@ OUTCOMES = {"id_accuracy": "in-distribution accuracy", "id_ece": "expected calib
             "ood_accuracy": "out-of-distribution accuracy"}
 LOWER_IS_BETTER = {"id_ece"}
 BASELINE = "baseline"
-
-def _t975(df: float) -> float:
-    """Two-sided 95 % Student-t quantile (scipy.stats.t)."""
-    if not np.isfinite(df) or df < 1:
-        return float("nan")
-    return float(scipy.stats.t.ppf(0.975, df))
-
 
 def fmt_p(p) -> str:
     """p-values as written in summary.md: 3 decimals, scientific below 0.001."""
@@ -169,12 +161,13 @@ def _effects_section(effects: pd.DataFrame) -> list[str]:
 
 
 def _mean_ci(x: np.ndarray) -> tuple[float, float, float]:
+    """Mean with a 95 % Student-t interval (nan when fewer than 2 values)."""
     x = x[np.isfinite(x)]
     m = float(x.mean()) if len(x) else float("nan")
     if len(x) < 2:
         return m, float("nan"), float("nan")
-    h = _t975(len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))
-    return m, m - h, m + h
+    low, high = scipy.stats.t.interval(0.95, len(x) - 1, loc=m, scale=scipy.stats.sem(x))
+    return m, float(low), float(high)
 
 
 def _welch_ci(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
@@ -183,13 +176,10 @@ def _welch_ci(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
     diff = float(a.mean() - b.mean()) if len(a) and len(b) else float("nan")
     if len(a) < 2 or len(b) < 2:
         return diff, float("nan"), float("nan")
-    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    se = math.sqrt(va + vb)
-    if se == 0:
+    if a.var() == 0 and b.var() == 0:
         return diff, diff, diff
-    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
-    h = _t975(df) * se
-    return diff, diff - h, diff + h
+    ci = scipy.stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    return diff, float(ci.low), float(ci.high)
 
 
 def _outcomes_section(runs: pd.DataFrame) -> list[str]:
