@@ -10,6 +10,7 @@ configfile: "config.yaml"
 
 include: "rules/common.smk"
 include: "rules/data.smk"
+include: "rules/generator.smk"
 include: "rules/finetune.smk"
 include: "rules/spectra.smk"
 include: "rules/diversity.smk"
@@ -26,3 +27,4 @@ rule all:
         "results/diversity/diversity.csv",
         "results/summary.md",
         expand("results/figures/{name}.png", name=FIGURES),
+        "results/synthetic/fidelity.csv" if USED_GENERATORS else [],

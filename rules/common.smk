@@ -24,8 +24,8 @@ RUNS = [
 
 
 def one_of(names):
-    """A wildcard constraint matching exactly the declared names."""
-    return "|".join(re.escape(name) for name in names)
+    """A wildcard constraint matching exactly the declared names (none declared: matches nothing)."""
+    return "|".join(re.escape(name) for name in names) or "(?!)"
 
 
 wildcard_constraints:
@@ -34,6 +34,7 @@ wildcard_constraints:
     condition=one_of(CONDITIONS),
     seed=r"\d+",
     corruption=one_of(config["ood"]["corruptions"]),
+    generator=one_of(g["name"] for g in config["generators"]),
 
 
 def run_file(run, name):
@@ -94,11 +95,11 @@ def spectra_table_keys():
     return [key for _, key in spectra_entries()]
 
 
-def reference_file(name):
+def reference_file(name, model="{model}"):
     """A file of the pretrained reference of the first seed: diversity is measured in its embedding space,
     which does not depend on the seed of the new head."""
-    return "results/models/{{model}}/{{dataset}}/seed{seed}/{name}".format(
-        seed=SEEDS[0], name=name
+    return "results/models/{model}/{{dataset}}/seed{seed}/{name}".format(
+        model=model, seed=SEEDS[0], name=name
     )
 
 
@@ -126,3 +127,48 @@ def esd_archives():
             run = {**ref, "condition": condition["name"]}
             archives[condition["family"]] = run_file(run, "spectra/eigenvalues.npz")
     return archives
+
+
+GENERATORS = {generator["name"]: generator for generator in config["generators"]}
+
+
+def generator_dir(wildcards):
+    """The generator a synthesize job samples from: the configured directory (e.g. the shipped one) or the one
+    rule train_generator writes."""
+    weights = GENERATORS[wildcards.generator]["weights"]
+    if weights is None:
+        return "results/generators/{dataset}/{generator}".format(**wildcards)
+    return weights
+
+
+def generator_files(wildcards):
+    kind = GENERATORS[wildcards.generator]["kind"]
+    if kind != "ddpm":
+        return []
+    directory = generator_dir(wildcards)
+    return [f"{directory}/unet.safetensors", f"{directory}/generator.json"]
+
+
+# Generators some synthetic condition uses (only these are sampled and judged).
+USED_GENERATORS = list(
+    dict.fromkeys(c["mix"]["generator"] for c in CONDITIONS.values() if c["mix"])
+)
+# The judge of class consistency: the baseline run of the first model and seed (a classifier trained on real data).
+JUDGE_MODEL = next(iter(MODELS))
+
+
+JUDGE_WEIGHTS = "results/runs/{{dataset}}/{model}/baseline/seed{seed}/weights.safetensors".format(
+    model=JUDGE_MODEL, seed=SEEDS[0]
+)
+
+
+def synthetic_files(wildcards):
+    """The synthetic images a condition mixes in (none for non-synthetic conditions)."""
+    mix = CONDITIONS[wildcards.condition]["mix"]
+    if not mix:
+        return []
+    return [
+        "results/synthetic/{dataset}/{generator}/train.npz".format(
+            dataset=wildcards.dataset, generator=mix["generator"]
+        )
+    ]

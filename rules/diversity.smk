@@ -1,6 +1,7 @@
 rule diversity:
     input:
         train="results/data/{dataset}/train.npz",
+        synthetic=synthetic_files,
         weights=reference_file("weights.safetensors"),
         info=reference_file("model.json"),
     output:

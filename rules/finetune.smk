@@ -26,6 +26,7 @@ rule finetune:
         reference_info="results/models/{model}/{dataset}/seed{seed}/model.json",
         data=multiext("results/data/{dataset}/", "train.npz", "val.npz", "test.npz"),
         ood=ood_files,
+        synthetic=synthetic_files,
     output:
         weights="results/runs/{dataset}/{model}/{condition}/seed{seed}/weights.safetensors",
         curve="results/runs/{dataset}/{model}/{condition}/seed{seed}/curve.csv",

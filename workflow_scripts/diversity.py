@@ -6,4 +6,5 @@ with job_logging(snakemake.log[0]):
     from weightscape.runs import condition_diversity
 
     condition_diversity(snakemake.input.train, snakemake.input.weights, snakemake.input.info,
-                        snakemake.params.condition, snakemake.params.diversity, snakemake.output[0])
+                        snakemake.params.condition, snakemake.params.diversity, snakemake.output[0],
+                        synthetic_npz=(snakemake.input.synthetic or [None])[0])

@@ -40,6 +40,19 @@ def make_reference(model_cfg: dict, classes_json: str | Path, seed: int, weights
     return info
 
 
+def training_mix(real: tuple[np.ndarray, np.ndarray], synthetic_npz: str | Path | None, mix: dict,
+                 seed: int) -> tuple[tuple[np.ndarray, np.ndarray], int]:
+    """((images, labels) of a synthetic condition's training set, number of synthetic images in it)."""
+    from weightscape.synth.mixing import mix_training_set
+
+    if synthetic_npz is None:
+        raise ValueError(f"mix {mix} needs the synthetic images of generator {mix['generator']!r}")
+    images, labels, is_synthetic = mix_training_set(*real, *load_split(synthetic_npz), mix["scheme"], mix["p"], seed)
+    log.info("%s p=%g: %d real + %d synthetic training images", mix["scheme"], mix["p"],
+             int((~is_synthetic).sum()), int(is_synthetic.sum()))
+    return (images, labels), int(is_synthetic.sum())
+
+
 def evaluate_ood(model, ood_files: Iterable[str | Path], spec: InputSpec, batch_size: int, device) -> dict:
     """Accuracy and ECE per corruption and severity, and their means over everything."""
     by_corruption = {}
@@ -58,8 +71,13 @@ def evaluate_ood(model, ood_files: Iterable[str | Path], spec: InputSpec, batch_
 def finetune_run(reference_weights: str | Path, reference_info: str | Path, data_dir: str | Path,
                  ood_files: list[str | Path], condition: dict, train: dict, seed: int, device: torch.device,
                  out_weights: str | Path, out_curve: str | Path, out_metrics: str | Path,
-                 progress: Callable[[Iterable], Iterable] = lambda it: it) -> dict:
-    """Fine-tune the reference under one condition and seed; write weights, curve and metrics; return the metrics."""
+                 progress: Callable[[Iterable], Iterable] = lambda it: it,
+                 synthetic_npz: str | Path | None = None) -> dict:
+    """Fine-tune the reference under one condition and seed; write weights, curve and metrics; return the metrics.
+
+    Synthetic conditions train on the real split mixed with `synthetic_npz` (weightscape.synth.mixing), the draw
+    seeded by the run's seed.
+    """
     model, info = load_checkpoint(reference_weights, reference_info)
     if condition["dropout"] > 0:
         instrumented = insert_dropout(model, condition["dropout"], info["classifier"])
@@ -67,6 +85,9 @@ def finetune_run(reference_weights: str | Path, reference_info: str | Path, data
     spec = InputSpec.from_info(info)
     data_dir = Path(data_dir)
     splits = {name: load_split(data_dir / f"{name}.npz") for name in ("train", "val", "test")}
+    n_synthetic = 0
+    if condition["mix"]:
+        splits["train"], n_synthetic = training_mix(splits["train"], synthetic_npz, condition["mix"], seed)
     inputs = {name: (to_model_inputs(images, spec), torch.as_tensor(labels)) for name, (images, labels) in
               splits.items()}
     if condition["transforms"]:  # augmented anew every epoch, from the raw uint8 images
@@ -78,7 +99,8 @@ def finetune_run(reference_weights: str | Path, reference_info: str | Path, data
                 device=device, val=inputs["val"], progress=progress)
     batch = train["eval_batch_size"]
     metrics = {"condition": condition["name"], "family": condition["family"], "level": condition["level"],
-               "seed": seed, "n_train": len(splits["train"][1]), "epochs": train["epochs"],
+               "seed": seed, "n_train": len(splits["train"][1]), "n_synthetic": n_synthetic,
+               "epochs": train["epochs"],
                "final_train_loss": curve[-1]["train_loss"],
                "id": evaluate(model, *inputs["test"], batch, device),
                "val": evaluate(model, *inputs["val"], batch, device) if len(inputs["val"][0]) else {},
@@ -92,22 +114,34 @@ def finetune_run(reference_weights: str | Path, reference_info: str | Path, data
 
 
 def condition_diversity(train_npz: str | Path, reference_weights: str | Path, reference_info: str | Path,
-                        condition: dict, diversity: dict, out_json: str | Path) -> dict:
+                        condition: dict, diversity: dict, out_json: str | Path,
+                        synthetic_npz: str | Path | None = None) -> dict:
     """Vendi scores of the training distribution a condition produces (pixel, embedding, weighted), measured on a
-    seeded class-balanced sample of augmented training images in the pretrained backbone's embedding space."""
-    from weightscape.diversity import measure_diversity
+    seeded class-balanced sample of augmented training images in the pretrained backbone's embedding space.
+
+    For a synthetic condition the views are a class-balanced sample of its mixed training set, paired row by row
+    with real images of the same class, so rho compares the mixed set's embeddings with the real set's.
+    """
+    from weightscape.diversity import class_balanced_sample, measure_diversity
 
     model, info = load_checkpoint(reference_weights, reference_info)
     spec = InputSpec.from_info(info)
     images, labels = load_split(train_npz)
+    sample_size = min(diversity["sample_size"], len(labels))
+    source = None
+    if condition["mix"]:
+        (mixed, mixed_labels), _ = training_mix((images, labels), synthetic_npz, condition["mix"], diversity["seed"])
+        real_labels = labels[class_balanced_sample(labels, sample_size, diversity["seed"])]
+        picked = class_balanced_sample(mixed_labels, sample_size, diversity["seed"])
+        source = mixed[picked][same_label_order(mixed_labels[picked], real_labels)]
 
     def make_view(sample: np.ndarray, generator: torch.Generator) -> torch.Tensor:
+        sample = sample if source is None else source
         views = AugmentedImages(sample, np.zeros(len(sample), np.int64), spec, condition["transforms"])
         with torch.random.fork_rng(devices=[]):  # augmentation draws from the measurement's own seed
             torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
             return torch.stack([views.image(i) for i in range(len(views))])
 
-    sample_size = min(diversity["sample_size"], len(labels))
     scores = measure_diversity(images, labels, model, info["classifier"], spec, make_view, sample_size,
                                diversity["seed"])
     result = {"condition": condition["name"], "family": condition["family"], "kind": condition["kind"],
@@ -116,3 +150,13 @@ def condition_diversity(train_npz: str | Path, reference_weights: str | Path, re
     log.info("%s: pixel VS %.3f, embedding VS %.3f, rho %.3f, weighted VS %.3f", condition["name"],
              scores["vendi_pixel"], scores["vendi_embedding"], scores["rho"], scores["vendi_weighted"])
     return result
+
+
+def same_label_order(labels: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """A permutation of `labels`'s positions whose labels read exactly like `target` (same class counts)."""
+    if sorted(labels.tolist()) != sorted(target.tolist()):
+        raise ValueError("the two samples have different class counts")
+    order = np.empty(len(target), np.int64)
+    for label in np.unique(target):
+        order[target == label] = np.flatnonzero(labels == label)
+    return order

@@ -76,15 +76,61 @@ def _check_conditions(config: dict) -> None:
         knob = {"dropout": "dropout", "weight_decay": "weight_decay"}.get(family)
         if knob and knob not in declared:
             raise ConfigError(f"{key}.{knob}: a {family} condition must set {knob}")
+        if family == "synthetic" and "mix" not in declared:
+            raise ConfigError(f"{key}.mix: a synthetic condition must set mix {{scheme, p, generator}}")
+        if family == "synthetic" and declared.get("kind", declared["mix"]["scheme"]) != declared["mix"]["scheme"]:
+            raise ConfigError(f"{key}.kind: {declared['kind']!r} differs from mix.scheme {declared['mix']['scheme']!r}")
+        if family != "synthetic" and "mix" in declared:
+            raise ConfigError(f"{key}.mix: only synthetic conditions take mix")
         if family == "diversity":
-            if "kind" not in declared:
-                raise ConfigError(f"{key}.kind: a diversity condition must set kind (augment, noise or stacked)")
+            if declared.get("kind") not in ("augment", "noise", "stacked"):
+                raise ConfigError(f"{key}.kind: a diversity condition must set kind to augment, noise or stacked")
             if not declared.get("transforms"):
                 raise ConfigError(f"{key}.transforms: a diversity condition needs at least one transform")
-        elif declared.get("transforms") or "kind" in declared:
+        elif family != "synthetic" and (declared.get("transforms") or "kind" in declared):
             extra = "transforms" if declared.get("transforms") else "kind"
             raise ConfigError(f"{key}.{extra}: only diversity conditions take {extra}")
         _check_transforms(declared.get("transforms", []), f"{key}.transforms")
+
+
+def _check_generators(config: dict, base_dir: Path) -> None:
+    from weightscape.config import ConfigError
+
+    _unique(config["generators"], "generators", "generator")
+    for i, generator in enumerate(config["generators"]):
+        key, weights = f"generators[{i}].weights", generator["weights"]
+        if generator["kind"] == "ddpm" and weights is not None:
+            if not (base_dir / weights / "generator.json").is_file():
+                raise ConfigError(f"{key}: {weights!r} is not a generator directory (no generator.json in it); "
+                                  f"use a trained generator's directory or null to train one")
+        if generator["kind"] == "stable_diffusion" and not weights:
+            raise ConfigError(f"{key}: a stable_diffusion generator needs a hub id or a local pipeline directory")
+
+
+def _check_synthetic(config: dict, conditions: list[dict]) -> None:
+    """Synthetic conditions name a declared generator that makes enough images per class, and a baseline exists
+    (its fine-tuned classifier judges the generator's class consistency)."""
+    from weightscape.config import ConfigError
+    from weightscape.synth.mixing import synthetic_needed
+
+    generators = {g["name"]: g for g in config["generators"]}
+    synthetic = [c for c in conditions if c["family"] == "synthetic"]
+    for condition in synthetic:
+        where = (f"conditions ({condition['name']}).mix.generator" if condition["name"] in
+                 {c["name"] for c in config["conditions"]} else "families.synthetic.generator")
+        name = condition["mix"]["generator"]
+        if name not in generators:
+            raise ConfigError(f"{where}: {name!r} is not a declared generator; declared: "
+                              f"{', '.join(generators) or 'none (add one under generators)'}")
+        for dataset in config["datasets"]:
+            needed = synthetic_needed(condition["mix"]["scheme"], condition["mix"]["p"], dataset["train_per_class"])
+            if needed > generators[name]["per_class"]:
+                raise ConfigError(f"generators[{list(generators).index(name)}].per_class: condition "
+                                  f"{condition['name']!r} needs {needed} synthetic images per class of dataset "
+                                  f"{dataset['name']!r}, the generator makes {generators[name]['per_class']}")
+    if synthetic and not any(c["family"] == "baseline" for c in conditions):
+        raise ConfigError("families.baseline: synthetic conditions need the baseline condition (its classifier "
+                          "judges the generator's class consistency)")
 
 
 def _check_transforms(spec: list[dict], key: str) -> None:
@@ -117,3 +163,5 @@ def check_semantics(config: dict, base_dir: Path) -> None:
     for i, model in enumerate(config["models"]):
         _check_model(i, model, base_dir)
     _check_conditions(config)
+    _check_generators(config, base_dir)
+    _check_synthetic(config, expand_conditions(config))

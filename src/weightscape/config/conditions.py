@@ -2,13 +2,14 @@
 
 A condition is a plain dict (so Snakemake can track it as a rule parameter):
     name          wildcard-safe, unique
-    family        baseline | dropout | weight_decay | diversity  (later: synthetic)
-    kind          diversity only: augment | noise | stacked (None otherwise)
+    family        baseline | dropout | weight_decay | diversity | synthetic
+    kind          diversity: augment | noise | stacked; synthetic: the mixing scheme, replace | add (None otherwise)
     level         the number the family is compared by (dropout p, weight decay, noise std; 0 for the baseline,
                   None for augmentations that have no natural level)
     dropout       dropout p inserted in the network (0 = none)
     weight_decay  L2 / decoupled weight decay of the optimizer (0 = none)
     transforms    training-time augmentations [{name, args}] (empty = none)
+    mix           synthetic only: {scheme: replace | add, p, generator} (None otherwise; see weightscape.synth.mixing)
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from __future__ import annotations
 from typing import Any
 
 # What each regularizer family's level sets.
-FAMILY_KNOB = {"baseline": None, "dropout": "dropout", "weight_decay": "weight_decay", "diversity": None}
+FAMILY_KNOB = {"baseline": None, "dropout": "dropout", "weight_decay": "weight_decay", "diversity": None,
+               "synthetic": None}
+MIX_SCHEMES = ("replace", "add")
 
 
 def noise(std: float) -> dict:
@@ -40,15 +43,19 @@ def condition_name(family: str, level: float) -> str:
 
 def make_condition(name: str, family: str, level: float | None = None, dropout: float = 0.0,
                    weight_decay: float = 0.0, kind: str | None = None,
-                   transforms: list[dict] | None = None) -> dict[str, Any]:
-    """One condition dict with every field present (absent knobs are 0 / empty)."""
+                   transforms: list[dict] | None = None, mix: dict | None = None) -> dict[str, Any]:
+    """One condition dict with every field present (absent knobs are 0 / empty / None)."""
     knob = FAMILY_KNOB[family]
     values = {"dropout": float(dropout), "weight_decay": float(weight_decay)}
+    if mix is not None:
+        mix = {"scheme": mix["scheme"], "p": float(mix["p"]), "generator": mix["generator"]}
+        kind = kind or mix["scheme"]
+        level = mix["p"] if level is None else level
     if level is None and family != "diversity":
         level = values[knob] if knob else 0.0
     transforms = [{"name": t["name"], "args": dict(t.get("args", {}))} for t in transforms or []]
     return {"name": name, "family": family, "kind": kind, "level": None if level is None else float(level),
-            **values, "transforms": transforms}
+            **values, "transforms": transforms, "mix": mix}
 
 
 def _diversity_conditions(diversity: dict) -> list[dict[str, Any]]:
@@ -61,6 +68,13 @@ def _diversity_conditions(diversity: dict) -> list[dict[str, Any]]:
     return conditions
 
 
+def _synthetic_conditions(synthetic: dict) -> list[dict[str, Any]]:
+    """`replace_0.5`, `add_0.3`, ...: one condition per scheme and share p, all from the family's generator."""
+    return [make_condition(condition_name(scheme, p), "synthetic",
+                           mix={"scheme": scheme, "p": p, "generator": synthetic.get("generator")})
+            for scheme in MIX_SCHEMES for p in synthetic.get(scheme, [])]
+
+
 def expand_conditions(config: dict[str, Any]) -> list[dict[str, Any]]:
     """All conditions of a validated config, families first (in config order), then declared ones."""
     families = config.get("families", {})
@@ -71,6 +85,7 @@ def expand_conditions(config: dict[str, Any]) -> list[dict[str, Any]]:
         for level in families.get(family, []):
             conditions.append(make_condition(condition_name(family, level), family, level, **{family: level}))
     conditions += _diversity_conditions(families.get("diversity", {}))
+    conditions += _synthetic_conditions(families.get("synthetic", {}))
     for declared in config.get("conditions", []):
         conditions.append(make_condition(**declared))
     return conditions

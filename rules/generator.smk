@@ -1,0 +1,102 @@
+rule train_generator:
+    input:
+        train="results/data/{dataset}/train.npz",
+        classes="results/data/{dataset}/classes.json",
+    output:
+        weights="results/generators/{dataset}/{generator}/unet.safetensors",
+        info="results/generators/{dataset}/{generator}/generator.json",
+    log:
+        "results/logs/train_generator/{dataset}/{generator}.log",
+    benchmark:
+        "results/benchmarks/train_generator/{dataset}/{generator}.tsv"
+    conda:
+        "../envs/weightscape.yaml"
+    threads: lambda wildcards: GENERATORS[wildcards.generator]["train"]["threads"]
+    resources:
+        mem_mb=4000,
+        runtime="24h",
+    params:
+        train=lambda wildcards: GENERATORS[wildcards.generator]["train"],
+        checkpoint="results/generators/{dataset}/{generator}/checkpoint.pt",
+    script:
+        "../workflow_scripts/train_generator.py"
+
+
+rule synthesize:
+    input:
+        generator=generator_files,
+        classes="results/data/{dataset}/classes.json",
+        train="results/data/{dataset}/train.npz",
+    output:
+        images="results/synthetic/{dataset}/{generator}/train.npz",
+        info="results/synthetic/{dataset}/{generator}/generator.json",
+    log:
+        "results/logs/synthesize/{dataset}/{generator}.log",
+    benchmark:
+        "results/benchmarks/synthesize/{dataset}/{generator}.tsv"
+    conda:
+        "../envs/weightscape.yaml"
+    threads: lambda wildcards: GENERATORS[wildcards.generator]["sample"]["threads"]
+    resources:
+        mem_mb=8000,
+        runtime="4h",
+    params:
+        generator=lambda wildcards: {
+            k: v for k, v in GENERATORS[wildcards.generator].items() if k != "train"
+        },
+        directory=generator_dir,
+    script:
+        "../workflow_scripts/synthesize.py"
+
+
+rule fidelity:
+    input:
+        synthetic="results/synthetic/{dataset}/{generator}/train.npz",
+        real_train="results/data/{dataset}/train.npz",
+        real_test="results/data/{dataset}/test.npz",
+        classes="results/data/{dataset}/classes.json",
+        judge=JUDGE_WEIGHTS,
+        judge_info=reference_file("model.json", model=JUDGE_MODEL),
+        backbone=reference_file("weights.safetensors", model=JUDGE_MODEL),
+        backbone_info=reference_file("model.json", model=JUDGE_MODEL),
+    output:
+        "results/synthetic/{dataset}/{generator}/fidelity.json",
+    log:
+        "results/logs/fidelity/{dataset}/{generator}.log",
+    benchmark:
+        "results/benchmarks/fidelity/{dataset}/{generator}.tsv"
+    conda:
+        "../envs/weightscape.yaml"
+    threads: 1
+    resources:
+        mem_mb=6000,
+        runtime="30m",
+    params:
+        diversity=config["diversity"],
+    script:
+        "../workflow_scripts/fidelity.py"
+
+
+rule summarize_fidelity:
+    input:
+        expand(
+            "results/synthetic/{dataset}/{generator}/fidelity.json",
+            dataset=DATASETS,
+            generator=USED_GENERATORS,
+        ),
+    output:
+        report(
+            "results/synthetic/fidelity.csv",
+            caption="../report/fidelity.rst",
+            category="Tables",
+        ),
+    log:
+        "results/logs/summarize_fidelity.log",
+    conda:
+        "../envs/weightscape.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime="10m",
+    script:
+        "../workflow_scripts/summarize_fidelity.py"
