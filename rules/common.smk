@@ -5,6 +5,24 @@ import sys
 
 from weightscape.config import ConfigError, expand_conditions, validate_config
 
+
+def resolve_shipped_paths(config):
+    """Generator directories given relative to the workflow (the shipped resources/) also work when snakemake runs
+    in another working directory (--directory): a relative path missing there is taken from the workflow's.
+    """
+    for generator in config.get("generators") or []:
+        path = generator.get("weights") if isinstance(generator, dict) else None
+        if (
+            isinstance(path, str)
+            and not os.path.isabs(path)
+            and not os.path.exists(path)
+        ):
+            shipped = os.path.join(workflow.basedir, path)
+            if os.path.exists(shipped):
+                generator["weights"] = shipped
+
+
+resolve_shipped_paths(config)
 try:
     validate_config(config)
 except ConfigError as error:
@@ -157,8 +175,10 @@ USED_GENERATORS = list(
 JUDGE_MODEL = next(iter(MODELS))
 
 
-JUDGE_WEIGHTS = "results/runs/{{dataset}}/{model}/baseline/seed{seed}/weights.safetensors".format(
-    model=JUDGE_MODEL, seed=SEEDS[0]
+JUDGE_WEIGHTS = (
+    "results/runs/{{dataset}}/{model}/baseline/seed{seed}/weights.safetensors".format(
+        model=JUDGE_MODEL, seed=SEEDS[0]
+    )
 )
 
 

@@ -36,6 +36,7 @@ rule summary_md:
         distances="results/compare/condition_distances.csv",
         effects="results/compare/family_effects.csv",
         runs="results/summary/runs.csv",
+        fidelity=["results/synthetic/fidelity.csv"] if USED_GENERATORS else [],
     output:
         report("results/summary.md", caption="../report/summary.rst", category="Answer"),
     log:

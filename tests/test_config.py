@@ -30,7 +30,8 @@ def test_shipped_configs_validate_and_expand(fashion_root):
     assert kinds.count("augment") == 4 and kinds.count("noise") == 3 and kinds.count("stacked") == 3
     smoke = load_config(REPO / "configs/smoke.yaml")
     assert [(c["family"], c["kind"]) for c in expand_conditions(smoke)] == [
-        ("baseline", None), ("dropout", None), ("weight_decay", None), ("diversity", "augment"), ("diversity", "noise")]
+        ("baseline", None), ("dropout", None), ("weight_decay", None), ("diversity", "augment"), ("diversity", "noise"),
+        ("synthetic", "replace")]
 
 
 def test_diversity_conditions_carry_their_transforms(fashion_root):
@@ -45,7 +46,7 @@ def test_conditions_set_their_knob_and_level(fashion_root):
     config = validate_config(base_config(conditions=[{"name": "heavy_drop", "family": "dropout", "dropout": 0.6}]))
     by_name = {c["name"]: c for c in expand_conditions(config)}
     assert by_name["dropout_0.5"] == {"name": "dropout_0.5", "family": "dropout", "kind": None, "level": 0.5,
-                                      "dropout": 0.5, "weight_decay": 0.0, "transforms": []}
+                                      "dropout": 0.5, "weight_decay": 0.0, "transforms": [], "mix": None}
     assert by_name["weight_decay_0.001"]["weight_decay"] == 0.001 and by_name["weight_decay_0.001"]["dropout"] == 0
     assert by_name["baseline"]["dropout"] == 0 and by_name["baseline"]["weight_decay"] == 0
     assert by_name["heavy_drop"]["level"] == 0.6
@@ -111,6 +112,32 @@ BAD_CONFIGS = {
     "transforms on dropout": (base_config(conditions=[{"name": "x", "family": "dropout", "dropout": 0.2,
                                                        "transforms": [{"name": "hflip"}]}]),
                               "conditions[0].transforms", "only diversity"),
+    "synthetic without generator": (_with("families.synthetic", {"replace": [0.5]}), "families.synthetic.generator",
+                                    "not a declared generator"),
+    "unknown generator": (base_config(generators=[{"name": "ddpm", "kind": "ddpm"}],
+                                      families={"synthetic": {"generator": "gan", "add": [0.5]}}),
+                          "families.synthetic.generator", "declared: ddpm"),
+    "too few synthetic images": (base_config(generators=[{"name": "g", "kind": "ddpm", "per_class": 2}],
+                                             families={"synthetic": {"generator": "g", "add": [0.5]}}),
+                                 "generators[0].per_class", "needs 4 synthetic images per class"),
+    "missing generator directory": (base_config(generators=[{"name": "g", "kind": "ddpm", "weights": "nowhere/gen"}]),
+                                    "generators[0].weights", "'nowhere/gen' is not a generator directory"),
+    "stable diffusion without weights": (base_config(generators=[{"name": "sd", "kind": "stable_diffusion"}]),
+                                         "generators[0].weights", "hub id"),
+    "unknown generator kind": (base_config(generators=[{"name": "g", "kind": "gan"}]), "generators[0].kind", "ddpm"),
+    "duplicate generator": (base_config(generators=[{"name": "g", "kind": "ddpm"}, {"name": "g", "kind": "ddpm"}]),
+                            "generators[1].name", "duplicate generator name"),
+    "synthetic share above 1": (_with("families.synthetic", {"replace": [1.5]}), "families.synthetic.replace[0]",
+                                "<= 1"),
+    "synthetic without baseline": (base_config(generators=[{"name": "g", "kind": "ddpm"}],
+                                               families={"baseline": False, "synthetic": {"generator": "g",
+                                                                                          "add": [0.5]}}),
+                                   "families.baseline", "judges"),
+    "synthetic condition without mix": (base_config(conditions=[{"name": "x", "family": "synthetic"}]),
+                                        "conditions[0].mix", "must set mix"),
+    "mix on a dropout condition": (base_config(conditions=[{"name": "x", "family": "dropout", "dropout": 0.1,
+                                                            "mix": {"scheme": "add", "p": 0.5, "generator": "g"}}]),
+                                   "conditions[0].mix", "only synthetic"),
     "missing datasets": (_with("datasets", None) | {"datasets": None}, "datasets", "expected array"),
     "empty grid": (_with("families", {"baseline": False, "dropout": [], "weight_decay": [],
                                       "diversity": {"augment": [], "noise": [], "stacked": []}}), "families",

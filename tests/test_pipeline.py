@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -47,7 +48,8 @@ def test_smoke_grid_runs_end_to_end(smoke):
     assert [(r["condition"], r["family"], r["seed"]) for r in rows] == [
         (condition, family, seed) for condition, family in [
             ("baseline", "baseline"), ("dropout_0.5", "dropout"), ("weight_decay_0.001", "weight_decay"),
-            ("autoaugment", "diversity"), ("noise_0.05", "diversity")] for seed in ("0", "1")]
+            ("autoaugment", "diversity"), ("noise_0.05", "diversity"), ("replace_0.5", "synthetic")]
+        for seed in ("0", "1")]
     for row in rows:
         assert float(row["id_accuracy"]) > 0.2, row  # chance is 0.1 on 10 classes (300 images, 3 epochs)
         assert 0 <= float(row["id_ece"]) <= 1 and float(row["ood_accuracy"]) > 0.1
@@ -65,6 +67,31 @@ def test_smoke_grid_runs_end_to_end(smoke):
     reference = workdir / "results" / "models" / "efficientnet_lite0" / "fashion_mnist" / "seed0"
     assert (reference / "weights.safetensors").is_file() and (reference / "model.json").is_file()
     assert (workdir / "results" / "benchmarks" / "finetune").is_dir()
+
+
+def test_smoke_grid_trains_a_generator_samples_it_and_measures_fidelity(smoke):
+    workdir, _ = smoke
+    generator = workdir / "results" / "generators" / "fashion_mnist" / "ddpm"
+    info = json.loads((generator / "generator.json").read_text())
+    assert info["train"]["steps"] == 30 and info["image_shape"] == [28, 28, 1]
+    assert torch_load_step(generator / "checkpoint.pt") == 30
+    synthetic = workdir / "results" / "synthetic" / "fashion_mnist" / "ddpm"
+    with np.load(synthetic / "train.npz") as archive:
+        assert archive["images"].shape == (150, 28, 28, 1)  # per_class 15 x 10 classes
+        assert np.bincount(archive["labels"]).tolist() == [15] * 10
+    assert json.loads((synthetic / "generator.json").read_text())["generator"]["weights_sha256"] == info["weights_sha256"]
+    fidelity = pd.read_csv(workdir / "results" / "synthetic" / "fidelity.csv")
+    assert len(fidelity) == 1 and 0 <= fidelity.loc[0, "class_consistency"] <= 1
+    assert fidelity.loc[0, "fd_efficientnet_lite0"] > fidelity.loc[0, "fd_efficientnet_lite0_real_train_vs_test"]
+    metrics = json.loads((workdir / "results" / "runs" / "fashion_mnist" / "efficientnet_lite0" / "replace_0.5" /
+                          "seed0" / "metrics.json").read_text())
+    assert metrics["n_train"] == 300 and metrics["n_synthetic"] == 150  # 30 per class: 15 real + 15 synthetic
+
+
+def torch_load_step(path) -> int:
+    import torch
+
+    return torch.load(path, weights_only=False)["step"]
 
 
 def test_smoke_grid_has_spectra_for_the_reference_and_every_run(smoke):
@@ -156,9 +183,11 @@ def test_changing_the_learning_rate_reruns_only_the_fine_tunes(smoke):
     result = snakemake(workdir, "-n", "--cores", "2", "--configfile", str(changed))
     assert result.returncode == 0, result.stderr
     jobs = _job_counts(result.stdout)
-    assert jobs.get("finetune") == 10 and jobs.get("spectra_run") == 10
+    assert jobs.get("finetune") == 12 and jobs.get("spectra_run") == 12
     assert jobs.get("summarize_runs") == 1 and jobs.get("summarize_spectra") == 1 and jobs.get("compare") == 1
-    assert not {"prepare_data", "corrupt", "pretrained", "spectra_reference", "diversity"} & set(jobs)
+    assert jobs.get("fidelity") == 1  # the judge of class consistency is the (re-trained) baseline
+    assert not {"prepare_data", "corrupt", "pretrained", "spectra_reference", "diversity", "train_generator",
+                "synthesize"} & set(jobs)
 
 
 def _job_counts(dry_run_output: str) -> dict[str, int]:
@@ -178,9 +207,10 @@ def test_default_config_dry_run_lists_the_grid(tmp_path, fashion_root):
     result = snakemake(tmp_path, "-n", "--cores", "2", "--configfile", str(REPO / "config.yaml"))
     assert result.returncode == 0, result.stderr
     jobs = _job_counts(result.stdout)
-    assert jobs == {"all": 1, "corrupt": 1, "finetune": 21, "prepare_data": 1, "pretrained": 1, "summarize_runs": 1,
-                    "spectra_reference": 1, "spectra_run": 21, "summarize_spectra": 1, "diversity": 21,
-                    "summarize_diversity": 1, "compare": 1, "plots": 1, "summary_md": 1, "total": 74}
+    assert jobs == {"all": 1, "corrupt": 1, "finetune": 23, "prepare_data": 1, "pretrained": 1, "summarize_runs": 1,
+                    "spectra_reference": 1, "spectra_run": 23, "summarize_spectra": 1, "diversity": 23,
+                    "summarize_diversity": 1, "compare": 1, "plots": 1, "summary_md": 1, "synthesize": 1,
+                    "fidelity": 1, "summarize_fidelity": 1, "total": 83}  # the shipped generator: no training
 
 
 def test_bad_config_stops_before_any_job_with_one_line(tmp_path, fashion_root):

@@ -8,4 +8,4 @@ with job_logging(snakemake.log[0]):
 
     i = snakemake.input
     write_summary(pd.read_csv(i.tests), pd.read_csv(i.distances), pd.read_csv(i.effects), pd.read_csv(i.runs),
-                  snakemake.output[0])
+                  snakemake.output[0], fidelity=pd.read_csv(i.fidelity[0]) if i.fidelity else None)

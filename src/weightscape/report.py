@@ -215,8 +215,27 @@ def _outcomes_section(runs: pd.DataFrame) -> list[str]:
     return out
 
 
+def _fidelity_section(fidelity: pd.DataFrame | None) -> list[str]:
+    """One line per synthetic set: class consistency against its judge's real accuracy, FD against the real-vs-real
+    value, Vendi scores next to the real set's."""
+    if fidelity is None or fidelity.empty:
+        return []
+    out = ["## Synthetic data: fidelity", ""]
+    for _, row in fidelity.iterrows():
+        fd = [c for c in row.index if c.startswith("fd_") and not c.endswith("_real_train_vs_test")]
+        bits = [f"class consistency {_g(row['class_consistency'])} (the judge's accuracy on real test images: "
+                f"{_g(row['judge_real_test_accuracy'])})"]
+        bits += [f"FD in {row['backbone']} features {_g(row[c])} (real train vs real test: "
+                 f"{_g(row[c + '_real_train_vs_test'])})" for c in fd]
+        bits.append(f"embedding Vendi {_g(row['vendi_embedding_synthetic'])} vs real {_g(row['vendi_embedding_real'])}"
+                    f", pixel Vendi {_g(row['vendi_pixel_synthetic'])} vs real {_g(row['vendi_pixel_real'])}")
+        out.append(f"- **{row['generator']}** on {row['dataset']} ({int(row['n_synthetic'])} images): "
+                   + "; ".join(bits) + ".")
+    return out + [""]
+
+
 def write_summary(family_tests: pd.DataFrame, distances: pd.DataFrame, effects: pd.DataFrame,
-                  runs: pd.DataFrame, out_md) -> str:
+                  runs: pd.DataFrame, out_md, fidelity: pd.DataFrame | None = None) -> str:
     """Write ``out_md`` (markdown, atomically) and return its text."""
     lines = ["# Does data diversity act like dropout or like weight decay?", "",
              "Generated from the statistics tables; every statement below is filled in from the numbers. "
@@ -226,6 +245,7 @@ def write_summary(family_tests: pd.DataFrame, distances: pd.DataFrame, effects: 
     lines += _tests_section(family_tests)
     lines += _effects_section(effects)
     lines += _outcomes_section(runs)
+    lines += _fidelity_section(fidelity)
     text = "\n".join(lines).rstrip() + "\n"
     out_md = Path(out_md)
     with atomic_path(out_md) as tmp:

@@ -86,7 +86,9 @@ def train_ddpm(train_npz: str | Path, classes: list[str], settings: dict, out_di
     data = to_unit_range(images)
     targets = torch.from_numpy(labels)
 
-    unet = build_unet(settings["arch"], height, channels, num_classes)
+    with torch.random.fork_rng(devices=[]):  # the initial weights depend on the seed only
+        torch.manual_seed(settings["seed"])
+        unet = build_unet(settings["arch"], height, channels, num_classes)
     ema = EMAModel(unet.parameters(), decay=settings["ema_decay"])
     optimizer = torch.optim.AdamW(unet.parameters(), lr=settings["lr"], weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(settings["warmup_steps"]))

@@ -83,7 +83,8 @@ def measure_fidelity(synthetic_npz: str | Path, real_train_npz: str | Path, real
     def vendi(images: np.ndarray, labels: np.ndarray, feats: np.ndarray) -> dict:
         index = class_balanced_sample(labels, min(sample_size, len(labels)), seed)
         pixels = torch.from_numpy(images[index]).permute(0, 3, 1, 2).float() / 255
-        return {"n": int(len(index)), "vendi_pixel": pixel_vendi(pixels), "vendi_embedding": vendi_score(feats[index])}
+        return {"vendi_n": int(len(index)), "vendi_pixel": pixel_vendi(pixels),
+                "vendi_embedding": vendi_score(feats[index])}
 
     backbone_name = backbone_meta["arch"].replace(":", "_")
     result = {**(identity or {}), "n_synthetic": int(len(synthetic_labels)), "n_real_test": int(len(real_test_labels)),
