@@ -1,9 +1,12 @@
 """Shared fixtures. Every test runs offline (HF_HUB_OFFLINE) on one thread, on real small data."""
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -45,3 +48,31 @@ def base_config(**overrides) -> dict:
     }
     config.update(overrides)
     return config
+
+
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+
+
+def snakemake(workdir: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", HF_HUB_OFFLINE="1")
+    return subprocess.run([SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), *args],
+                          capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def write_config(path: Path, source: Path, **changes) -> Path:
+    config = yaml.safe_load(source.read_text())
+    for section, values in changes.items():
+        config[section] = {**config.get(section, {}), **values} if isinstance(values, dict) else values
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture(scope="session")
+def smoke(tmp_path_factory, fashion_root):
+    """The smoke grid run once per test session with the local executor (2 cores): (workdir, config path).
+    Tests may dry-run against it or read it; none may change its results."""
+    workdir = tmp_path_factory.mktemp("smoke")
+    config = write_config(workdir / "smoke.yaml", REPO / "configs" / "smoke.yaml")
+    result = snakemake(workdir, "--cores", "2", "--configfile", str(config))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir, config

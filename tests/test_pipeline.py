@@ -2,43 +2,14 @@
 
 import csv
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
-from conftest import REPO
+from conftest import REPO, snakemake, write_config
 
 pytestmark = pytest.mark.pipeline
-SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
-
-
-def snakemake(workdir: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", HF_HUB_OFFLINE="1")
-    return subprocess.run([SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), *args],
-                          capture_output=True, text=True, env=env, timeout=timeout)
-
-
-def write_config(path: Path, source: Path, **changes) -> Path:
-    config = yaml.safe_load(source.read_text())
-    for section, values in changes.items():
-        config[section] = {**config.get(section, {}), **values} if isinstance(values, dict) else values
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory, fashion_root):
-    workdir = tmp_path_factory.mktemp("smoke")
-    config = write_config(workdir / "smoke.yaml", REPO / "configs" / "smoke.yaml")
-    result = snakemake(workdir, "--cores", "2", "--configfile", str(config))
-    assert result.returncode == 0, result.stderr[-3000:]
-    return workdir, config
 
 
 def test_smoke_grid_runs_end_to_end(smoke):
@@ -148,12 +119,12 @@ def test_smoke_grid_answers_with_statistics_figures_summary_and_report(smoke):
     assert (overall["n_seeds"] == 2).all()  # two seeds in the smoke config -> intervals across seeds
     assert overall["ci_low_seeds"].notna().all() and (overall["ci_low_seeds"] <= overall["mean"]).all()
     distances = pd.read_csv(results / "compare" / "condition_distances.csv")
-    assert set(distances["condition"]) == {"autoaugment", "noise_0.05"}
+    assert set(distances["condition"]) == {"autoaugment", "noise_0.05", "replace_0.5"}
     for name in FIGURES:
         assert (results / "figures" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert len((results / "figures" / f"{name}.txt").read_text().strip()) > 40
     summary = (results / "summary.md").read_text()
-    for condition in ("autoaugment", "noise_0.05"):
+    for condition in ("autoaugment", "noise_0.05", "replace_0.5"):
         assert f"**{condition}**" in summary
     assert "weight decay" in summary and "p = " in summary
     report = workdir / "report.html"

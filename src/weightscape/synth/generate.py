@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 
 from weightscape.data.canonical import load_split, save_split
 from weightscape.io import write_json
