@@ -45,5 +45,6 @@ rule finetune:
     params:
         condition=lambda wildcards: CONDITIONS[wildcards.condition],
         train=config["train"],
+        checkpoint="results/runs/{dataset}/{model}/{condition}/seed{seed}/checkpoint.pt",
     script:
         "../workflow_scripts/finetune.py"

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from conftest import REPO, snakemake, write_config
 
@@ -139,6 +140,31 @@ def test_changing_a_plot_parameter_reruns_only_the_plots(smoke):
     result = snakemake(workdir, "-n", "--cores", "2", "--configfile", str(changed))
     assert result.returncode == 0, result.stderr
     assert _job_counts(result.stdout) == {"plots": 1, "all": 1, "total": 2}
+
+
+def test_changing_a_statistics_parameter_reruns_no_fine_tune_and_no_spectra(smoke):
+    workdir, config = smoke
+    changed = write_config(workdir / "stats.yaml", config, compare={"n_resamples": 500})
+    result = snakemake(workdir, "-n", "--cores", "2", "--configfile", str(changed))
+    assert result.returncode == 0, result.stderr
+    assert _job_counts(result.stdout) == {"compare": 1, "plots": 1, "summary_md": 1, "all": 1, "total": 4}
+
+
+def test_adding_one_dropout_level_runs_only_that_cell_and_the_aggregates(smoke):
+    workdir, config = smoke
+    families = yaml.safe_load(config.read_text())["families"]
+    changed = write_config(workdir / "more_dropout.yaml", config, families={**families, "dropout": [0.5, 0.3]})
+    result = snakemake(workdir, "-n", "--cores", "2", "--configfile", str(changed))
+    assert result.returncode == 0, result.stderr
+    # the new cell: one fine-tune + spectra per seed (2 seeds), its diversity; then every aggregate once
+    assert _job_counts(result.stdout) == {"finetune": 2, "spectra_run": 2, "diversity": 1, "summarize_runs": 1,
+                                          "summarize_spectra": 1, "summarize_diversity": 1, "compare": 1,
+                                          "plots": 1, "summary_md": 1, "all": 1, "total": 12}
+    assert "dropout_0.3" in result.stdout and "dropout_0.5/seed0/metrics.json" not in _job_outputs(result.stdout)
+
+
+def _job_outputs(dry_run_output: str) -> str:
+    return "\n".join(line for line in dry_run_output.splitlines() if line.strip().startswith("output:"))
 
 
 def test_second_run_does_nothing(smoke):

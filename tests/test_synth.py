@@ -13,7 +13,8 @@ import torch
 from conftest import REPO
 from tiny_stable_diffusion import save_tiny_pipeline
 from weightscape.data.canonical import load_split, save_split
-from weightscape.synth.ddpm import GeneratorError, file_sha256, load_ddpm, train_ddpm
+from weightscape.io import file_sha256
+from weightscape.synth.ddpm import GeneratorError, load_ddpm, train_ddpm
 from weightscape.synth.fidelity import class_consistency, frechet_distance
 from weightscape.synth.generate import synthesize
 from weightscape.synth.mixing import mix_counts, mix_training_set

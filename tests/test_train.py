@@ -17,8 +17,8 @@ from weightscape.data.ood import make_ood_sets
 from weightscape.io import atomic_path
 from weightscape.runs import finetune_run, make_reference
 from weightscape.inputs import InputSpec, to_model_inputs
-from weightscape.train import (classification_metrics, expected_calibration_error, fit, make_optimizer,
-                               tensor_batches)
+from weightscape.train import (ResumePoint, classification_metrics, expected_calibration_error, fit,
+                               make_optimizer, tensor_batches)
 
 TRAIN = {"optimizer": "adam", "lr": 1e-2, "momentum": 0.9, "batch_size": 8, "epochs": 3,
          "weight_decay_mode": "coupled", "eval_batch_size": 16, "device": "cpu", "threads": 1, "num_workers": 0}
@@ -99,6 +99,61 @@ def test_fit_learns_and_is_deterministic_per_seed():
     assert not torch.equal(runs["a"][1], runs["c"][1])
 
 
+class Killed(Exception):
+    pass
+
+
+def _killed_after(epochs: int):
+    """A progress wrapper that dies (like kill -9) when asked for epoch `epochs` + 1."""
+    def progress(iterable):
+        for i, epoch in enumerate(iterable):
+            if i == epochs:
+                raise Killed
+            yield epoch
+    return progress
+
+
+@pytest.mark.parametrize("augmented", [False, True])
+def test_fit_resumes_from_its_epoch_checkpoint_exactly(tmp_path, augmented):
+    x, y = _toy_problem()
+    images = (x[:, :1].permute(0, 2, 3, 1).sigmoid() * 255).to(torch.uint8).numpy()  # 8x8 gray for augmentation
+    spec = InputSpec(8, (0.5,) * 3, (0.5,) * 3)
+
+    def batches():
+        if augmented:  # the data order and the augmentation draws both have to continue where they stopped
+            return augmented_epochs(images, y, spec, [noise(0.05)], 8)
+        return tensor_batches(x, y, 8)
+
+    model = _toy_model() if not augmented else nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Dropout(0.3),
+                                                             nn.Linear(144, 2))
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    straight = fit(model, batches(), TRAIN | {"epochs": 4}, 1e-3, 5, torch.device("cpu"))
+    expected = {k: v.clone() for k, v in model.state_dict().items()}
+
+    point = ResumePoint(tmp_path / "checkpoint.pt", {"run": "a"})
+    model.load_state_dict(initial)
+    with pytest.raises(Killed):
+        fit(model, batches(), TRAIN | {"epochs": 4}, 1e-3, 5, torch.device("cpu"), progress=_killed_after(2),
+            checkpoint=point)
+    assert torch.load(point.path, weights_only=False)["epoch"] == 2
+    model.load_state_dict(initial)  # a new process starts from the reference again
+    torch.manual_seed(123)  # and with whatever global RNG state
+    resumed = fit(model, batches(), TRAIN | {"epochs": 4}, 1e-3, 5, torch.device("cpu"), checkpoint=point)
+    assert resumed == straight
+    assert all(torch.equal(model.state_dict()[k], expected[k]) for k in expected)
+
+
+def test_checkpoint_of_other_settings_is_ignored(tmp_path):
+    x, y = _toy_problem()
+    point = ResumePoint(tmp_path / "checkpoint.pt", {"lr": 1})
+    with pytest.raises(Killed):
+        fit(_toy_model(), tensor_batches(x, y, 8), TRAIN, 0.0, 0, torch.device("cpu"), progress=_killed_after(1),
+            checkpoint=point)
+    assert ResumePoint(point.path, {"lr": 2}).load() is None and point.load()["epoch"] == 1
+    point.path.write_bytes(b"torn")
+    assert point.load() is None
+
+
 def test_fit_reports_divergence_clearly():
     x, y = _toy_problem()
     with pytest.raises(FloatingPointError, match="lower train.lr"):
@@ -130,7 +185,7 @@ def tiny_pipeline_inputs(tmp_path_factory, fashion_root):
 def _run(root, ood_files, condition, out, seed=0):
     return finetune_run(root / "ref.safetensors", root / "ref.json", root / "data", ood_files, condition,
                         TRAIN | {"lr": 1e-3, "epochs": 2}, seed, torch.device("cpu"), out / "weights.safetensors",
-                        out / "curve.csv", out / "metrics.json")
+                        out / "curve.csv", out / "metrics.json", checkpoint=out / "checkpoint.pt")
 
 
 def test_finetune_run_is_reproducible_byte_for_byte(tiny_pipeline_inputs, tmp_path):
@@ -146,6 +201,7 @@ def test_finetune_run_is_reproducible_byte_for_byte(tiny_pipeline_inputs, tmp_pa
     assert set(stored["ood"]["by_corruption"]["fog"]) == {"1", "3"}
     cells = [c["accuracy"] for s in stored["ood"]["by_corruption"].values() for c in s.values()]
     assert stored["ood"]["mean"]["accuracy"] == pytest.approx(np.mean(cells))
+    assert not (tmp_path / "a" / "checkpoint.pt").exists()
     _run(root, ood_files, condition, tmp_path / "c", seed=1)
     assert (tmp_path / "c" / "weights.safetensors").read_bytes() != (tmp_path / "a" / "weights.safetensors").read_bytes()
 

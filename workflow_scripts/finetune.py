@@ -12,4 +12,4 @@ with job_logging(snakemake.log[0]) as log_stream:
                  snakemake.input.ood, snakemake.params.condition, train, int(snakemake.wildcards.seed),
                  pick_device(train["device"]), snakemake.output.weights, snakemake.output.curve,
                  snakemake.output.metrics, progress=lambda it: progress(it, log_stream, desc="epochs"),
-                 synthetic_npz=(snakemake.input.synthetic or [None])[0])
+                 synthetic_npz=(snakemake.input.synthetic or [None])[0], checkpoint=snakemake.params.checkpoint)

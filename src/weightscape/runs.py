@@ -18,9 +18,9 @@ from weightscape.augment import AugmentedImages, augmented_epochs
 from weightscape.checkpoints import load_checkpoint, save_weights
 from weightscape.data.canonical import load_split
 from weightscape.inputs import InputSpec, to_model_inputs
-from weightscape.io import read_json, write_csv, write_json
+from weightscape.io import file_sha256, read_json, write_csv, write_json
 from weightscape.models import build_model, insert_dropout
-from weightscape.train import evaluate, fit, tensor_batches
+from weightscape.train import ResumePoint, evaluate, fit, tensor_batches
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +72,12 @@ def finetune_run(reference_weights: str | Path, reference_info: str | Path, data
                  ood_files: list[str | Path], condition: dict, train: dict, seed: int, device: torch.device,
                  out_weights: str | Path, out_curve: str | Path, out_metrics: str | Path,
                  progress: Callable[[Iterable], Iterable] = lambda it: it,
-                 synthetic_npz: str | Path | None = None) -> dict:
+                 synthetic_npz: str | Path | None = None, checkpoint: str | Path | None = None) -> dict:
     """Fine-tune the reference under one condition and seed; write weights, curve and metrics; return the metrics.
 
     Synthetic conditions train on the real split mixed with `synthetic_npz` (weightscape.synth.mixing), the draw
-    seeded by the run's seed.
+    seeded by the run's seed. With `checkpoint` (a file path) the run saves its state after every epoch, resumes a
+    matching saved state (e.g. after a kill) and deletes the file once the outputs are written.
     """
     model, info = load_checkpoint(reference_weights, reference_info)
     if condition["dropout"] > 0:
@@ -95,8 +96,12 @@ def finetune_run(reference_weights: str | Path, reference_info: str | Path, data
                                          train["num_workers"])
     else:
         epoch_batches = tensor_batches(*inputs["train"], train["batch_size"])
+    resume = None
+    if checkpoint is not None:
+        resume = ResumePoint(checkpoint, {"condition": condition, "train": train, "seed": seed,
+                                          "reference": file_sha256(reference_weights)})
     curve = fit(model, epoch_batches, train=train, weight_decay=condition["weight_decay"], seed=seed,
-                device=device, val=inputs["val"], progress=progress)
+                device=device, val=inputs["val"], progress=progress, checkpoint=resume)
     batch = train["eval_batch_size"]
     metrics = {"condition": condition["name"], "family": condition["family"], "level": condition["level"],
                "seed": seed, "n_train": len(splits["train"][1]), "n_synthetic": n_synthetic,
@@ -108,6 +113,8 @@ def finetune_run(reference_weights: str | Path, reference_info: str | Path, data
     save_weights(model, out_weights)
     write_csv(out_curve, pd.DataFrame(curve))
     write_json(out_metrics, metrics)
+    if resume is not None:
+        resume.remove()
     log.info("%s seed %d: ID accuracy %.3f, ECE %.3f, OOD accuracy %.3f", condition["name"], seed,
              metrics["id"]["accuracy"], metrics["id"]["ece"], metrics["ood"]["mean"].get("accuracy", float("nan")))
     return metrics

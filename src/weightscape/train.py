@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import math
+from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
@@ -12,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from weightscape.inputs import batches
+from weightscape.io import atomic_path
 
 ECE_BINS = 15
 log = logging.getLogger(__name__)
@@ -30,6 +34,20 @@ def make_optimizer(model: nn.Module, train: dict, weight_decay: float) -> torch.
     factory = OPTIMIZERS[(train["optimizer"], train["weight_decay_mode"])]
     extra = {"momentum": train["momentum"]} if train["optimizer"] == "sgd" else {}
     return factory(model.parameters(), lr=train["lr"], weight_decay=weight_decay, **extra)
+
+
+def accelerated(device: torch.device, bf16: bool = True):
+    """bf16 autocast on CUDA; nothing on the CPU, whose path stays plain float32 (and bit-reproducible)."""
+    if device.type == "cuda" and bf16:
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Move a batch; image batches go channels_last on CUDA, where convolutions run faster in that layout."""
+    if device.type == "cuda" and x.dim() == 4:
+        return x.to(device, non_blocking=True, memory_format=torch.channels_last)
+    return x.to(device, non_blocking=True)
 
 
 EpochBatches = Callable[[torch.Generator], Iterable[tuple[torch.Tensor, torch.Tensor]]]
@@ -65,8 +83,9 @@ def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, bins: 
 def predict(model: nn.Module, inputs: torch.Tensor, batch_size: int, device: torch.device) -> torch.Tensor:
     """Softmax probabilities (float64, on the CPU) in eval mode."""
     model.eval()
-    outputs = [model(inputs[i:i + batch_size].to(device)).double().softmax(dim=1).cpu()
-               for i in range(0, len(inputs), batch_size)]
+    with accelerated(device):
+        outputs = [model(to_device(inputs[i:i + batch_size], device)).double().softmax(dim=1).cpu()
+                   for i in range(0, len(inputs), batch_size)]
     return torch.cat(outputs)
 
 
@@ -84,25 +103,41 @@ def evaluate(model: nn.Module, inputs: torch.Tensor, labels, batch_size: int, de
 
 def fit(model: nn.Module, epoch_batches: EpochBatches, train: dict, weight_decay: float, seed: int,
         device: torch.device, val: tuple[torch.Tensor, torch.Tensor] | None = None,
-        progress: Callable[[Iterable], Iterable] = lambda it: it) -> list[dict]:
+        progress: Callable[[Iterable], Iterable] = lambda it: it,
+        checkpoint: ResumePoint | None = None) -> list[dict]:
     """Fine-tune `model` in place on the batches `epoch_batches(generator)` yields each epoch (see tensor_batches
     and weightscape.augment.augmented_batches); return one curve row per epoch.
 
     `seed` fixes the data order, the augmentation draws and every random draw in the network (dropout masks), so
-    the same seed on the same device gives the same weights.
+    the same seed on the same device gives the same weights. With `checkpoint`, the state after every epoch is
+    saved and a matching saved state is resumed: the result equals an uninterrupted run's.
     """
     torch.manual_seed(seed)
     order = torch.Generator().manual_seed(seed)
     model.to(device)
+    if device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, train, weight_decay)
-    curve, step = [], 0
-    for epoch in progress(range(1, train["epochs"] + 1)):
+    curve, step, done = [], 0, 0
+    if checkpoint is not None:
+        state = checkpoint.load()
+        if state is not None:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            order.set_state(state["order"])
+            torch.set_rng_state(state["torch_rng"])
+            if device.type == "cuda" and state.get("cuda_rng") is not None:
+                torch.cuda.set_rng_state(state["cuda_rng"], device)
+            curve, step, done = state["curve"], state["step"], state["epoch"]
+            log.info("resuming from %s after epoch %d", checkpoint.path, done)
+    for epoch in progress(range(done + 1, train["epochs"] + 1)):
         model.train()
         loss_sum, correct, seen = 0.0, 0, 0
         for x, y in epoch_batches(order):
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            logits = model(x)
-            loss = F.cross_entropy(logits, y)
+            x, y = to_device(x, device), y.to(device, non_blocking=True)
+            with accelerated(device, train.get("bf16", True)):
+                logits = model(x)
+                loss = F.cross_entropy(logits.float(), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -119,4 +154,38 @@ def fit(model: nn.Module, epoch_batches: EpochBatches, train: dict, weight_decay
         curve.append(row)
         log.info("epoch %d/%d: " + ", ".join(f"{k} %.4f" for k in row if k not in ("epoch", "step")), epoch,
                  train["epochs"], *[v for k, v in row.items() if k not in ("epoch", "step")])
+        if checkpoint is not None and epoch < train["epochs"]:
+            checkpoint.save({"epoch": epoch, "step": step, "curve": curve, "model": model.state_dict(),
+                             "optimizer": optimizer.state_dict(), "order": order.get_state(),
+                             "torch_rng": torch.get_rng_state(),
+                             "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None})
     return curve
+
+
+class ResumePoint:
+    """The resumable state of one training job in one file, tied to a fingerprint of everything that determines
+    the result (condition, train settings, seed): a file written under another fingerprint is ignored."""
+
+    def __init__(self, path: str | Path, fingerprint: dict):
+        self.path = Path(path)
+        self.fingerprint = json.dumps(fingerprint, sort_keys=True, default=str)
+
+    def load(self) -> dict | None:
+        if not self.path.is_file():
+            return None
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=False)
+        except Exception as exc:  # a torn or foreign file: start over rather than fail
+            log.warning("ignoring unreadable checkpoint %s (%s)", self.path, exc)
+            return None
+        if state.get("fingerprint") != self.fingerprint:
+            log.warning("ignoring %s: written for other settings", self.path)
+            return None
+        return state
+
+    def save(self, state: dict) -> None:
+        with atomic_path(self.path) as tmp:
+            torch.save({**state, "fingerprint": self.fingerprint}, tmp)
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)

@@ -8,7 +8,6 @@ from a generator seeded by (seed, s), so a resumed run draws exactly what an uni
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ from diffusers.training_utils import EMAModel
 from safetensors.torch import load_file, save_file
 
 from weightscape.data.canonical import load_split
-from weightscape.io import atomic_path, read_json, write_json
+from weightscape.io import atomic_path, file_sha256, read_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -29,14 +28,6 @@ log = logging.getLogger(__name__)
 RESUMABLE_DIFFERENCES = ("steps", "checkpoint_every", "threads")
 WEIGHTS_FILE = "unet.safetensors"
 INFO_FILE = "generator.json"
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def build_unet(arch: dict, image_size: int, channels: int, num_classes: int) -> UNet2DModel:
@@ -72,7 +63,7 @@ def _learned_settings(settings: dict) -> dict:
 
 def train_ddpm(train_npz: str | Path, classes: list[str], settings: dict, out_dir: str | Path,
                checkpoint: str | Path, identity: dict | None = None,
-               progress: Callable = lambda it: it) -> dict:
+               progress: Callable = lambda it: it, device: torch.device = torch.device("cpu")) -> dict:
     """Train (or resume) the generator on `train_npz`; write EMA weights + generator.json to `out_dir`.
 
     `settings` is the generator's `train` config slice; `identity` (e.g. dataset name) is recorded as is.
@@ -89,6 +80,7 @@ def train_ddpm(train_npz: str | Path, classes: list[str], settings: dict, out_di
     with torch.random.fork_rng(devices=[]):  # the initial weights depend on the seed only
         torch.manual_seed(settings["seed"])
         unet = build_unet(settings["arch"], height, channels, num_classes)
+    unet.to(device)
     ema = EMAModel(unet.parameters(), decay=settings["ema_decay"])
     optimizer = torch.optim.AdamW(unet.parameters(), lr=settings["lr"], weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(settings["warmup_steps"]))
@@ -100,6 +92,7 @@ def train_ddpm(train_npz: str | Path, classes: list[str], settings: dict, out_di
         if _learned_settings(state["settings"]) == _learned_settings(settings) and state["step"] <= settings["steps"]:
             unet.load_state_dict(state["unet"])
             ema.load_state_dict(state["ema"])
+            ema.to(device)
             optimizer.load_state_dict(state["optimizer"])
             schedule.load_state_dict(state["schedule"])
             step, seconds = state["step"], state["seconds"]
@@ -125,8 +118,9 @@ def train_ddpm(train_npz: str | Path, classes: list[str], settings: dict, out_di
         batch = torch.randint(len(data), (settings["batch_size"],), generator=rng)
         x0, y = data[batch], targets[batch].clone()
         y[torch.rand(len(y), generator=rng) < settings["class_dropout"]] = num_classes
-        noise = torch.randn(x0.shape, generator=rng)
+        noise = torch.randn(x0.shape, generator=rng)  # every draw on the CPU: the same on every device
         t = torch.randint(scheduler.config.num_train_timesteps, (len(x0),), generator=rng)
+        x0, y, noise, t = x0.to(device), y.to(device), noise.to(device), t.to(device)
         loss = torch.nn.functional.mse_loss(unet(scheduler.add_noise(x0, noise, t), t, class_labels=y).sample,
                                             noise)
         optimizer.zero_grad(set_to_none=True)
@@ -145,6 +139,7 @@ def train_ddpm(train_npz: str | Path, classes: list[str], settings: dict, out_di
     save_checkpoint(step)
 
     ema.copy_to(unet.parameters())
+    unet.cpu()
     out_dir = Path(out_dir)
     with atomic_path(out_dir / WEIGHTS_FILE) as tmp:
         save_file({k: v.contiguous() for k, v in unet.state_dict().items()}, str(tmp))

@@ -29,9 +29,9 @@ def denoise(unet: UNet2DModel, scheduler: DDIMScheduler, labels: torch.Tensor, n
     With guidance_scale == 1 the unconditional pass is skipped (it would cancel out).
     """
     size = unet.config.sample_size
-    x = torch.randn((len(labels), unet.config.in_channels, size, size), generator=generator)
+    x = torch.randn((len(labels), unet.config.in_channels, size, size), generator=generator).to(unet.device)
     guided = guidance_scale != 1.0
-    classes = torch.cat([labels, torch.full_like(labels, null_class)]) if guided else labels
+    classes = (torch.cat([labels, torch.full_like(labels, null_class)]) if guided else labels).to(unet.device)
     for t in scheduler.timesteps:
         eps = unet(torch.cat([x, x]) if guided else x, t, class_labels=classes).sample
         if guided:
@@ -43,7 +43,7 @@ def denoise(unet: UNet2DModel, scheduler: DDIMScheduler, labels: torch.Tensor, n
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
     """[-1, 1] NCHW -> uint8 NHWC (the canonical image format)."""
-    return x.add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return x.add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
 def sample_ddpm(unet: UNet2DModel, info: dict, per_class: int, settings: dict,
