@@ -8,6 +8,16 @@ min_version("9.20")
 configfile: "config.yaml"
 
 
+# Small table jobs run on the submitting machine: on a cluster each job costs a scheduler round trip.
+localrules:
+    all,
+    summarize_runs,
+    summarize_spectra,
+    summarize_diversity,
+    summarize_fidelity,
+    summary_md,
+
+
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/generator.smk"

@@ -15,6 +15,7 @@ rule train_generator:
     resources:
         mem_mb=4000,
         runtime="24h",
+        gpu=int(config["train"]["device"] == "cuda"),
     params:
         train=lambda wildcards: GENERATORS[wildcards.generator]["train"],
         checkpoint="results/generators/{dataset}/{generator}/checkpoint.pt",
@@ -40,6 +41,7 @@ rule synthesize:
     resources:
         mem_mb=8000,
         runtime="4h",
+        gpu=int(config["train"]["device"] == "cuda"),
     params:
         generator=lambda wildcards: {
             k: v for k, v in GENERATORS[wildcards.generator].items() if k != "train"

@@ -73,6 +73,6 @@ def smoke(tmp_path_factory, fashion_root):
     Tests may dry-run against it or read it; none may change its results."""
     workdir = tmp_path_factory.mktemp("smoke")
     config = write_config(workdir / "smoke.yaml", REPO / "configs" / "smoke.yaml")
-    result = snakemake(workdir, "--cores", "2", "--configfile", str(config))
+    result = snakemake(workdir, "--cores", "2", "--configfile", str(config), timeout=1800)
     assert result.returncode == 0, result.stderr[-3000:]
     return workdir, config

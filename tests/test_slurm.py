@@ -1,0 +1,156 @@
+"""The cluster profile, end to end: the smoke grid submitted through `--profile profiles/slurm` to a real single-node
+SLURM cluster on localhost (tests/slurm/start_cluster.sh), compared with the local run of the same config.
+
+Needs root and the Debian packages slurmctld slurmd slurm-client munge (`make test` installs them); a missing
+installation is an error, not a skip.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO, SNAKEMAKE, snakemake, write_config
+
+SCRIPTS = REPO / "tests" / "slurm"
+PROFILE = REPO / "profiles" / "slurm"
+LOCAL_RULES = ("all", "summarize_runs", "summarize_spectra", "summarize_diversity", "summarize_fidelity",
+               "summary_md")  # the Snakefile's localrules
+INSTALL = ("run `make slurm` (root + apt), or `apt-get install -y --no-install-recommends slurmctld slurmd "
+           "slurm-client munge`")
+SLURM_TOOLS = ["munged", "munge", "unmunge", "slurmctld", "slurmd", "scontrol", "sinfo", "sbatch", "squeue", "scancel",
+               "srun"]
+# Bound on the SLURM run of the smoke grid. Measured 790 s with one of 2 cores taken by another job (the local run:
+# 550 s); SLURM adds ~3 snakemake start-ups per job and status polls that back off by 10 s while no job finishes.
+LIMIT_S = 1800
+# The tables compared with the local run; every job runs on one thread with fixed seeds, so they are bit-identical.
+TABLES = ["results/summary/runs.csv", "results/diversity/diversity.csv", "results/synthetic/fidelity.csv",
+          "results/compare/family_effects.csv"]
+
+
+def test_slurm_profile_settings_do_not_depend_on_the_workflow_profile():
+    """`--profile profiles/slurm` is applied with profiles/default on top (key by key); the two must agree, so the
+    cluster run behaves the same with or without `--workflow-profile none`."""
+    from snakemake.cli import parse_args
+
+    slurm = yaml.safe_load((PROFILE / "config.v8+.yaml").read_text())
+    default = yaml.safe_load((REPO / "profiles" / "default" / "config.v8+.yaml").read_text())
+    assert {key: default[key] for key in slurm.keys() & default.keys()} == {
+        key: slurm[key] for key in slurm.keys() & default.keys()}
+    assert {"rerun-triggers", "rerun-incomplete", "keep-going", "show-failed-logs"} <= slurm.keys() & default.keys()
+
+    base = ["--snakefile", str(REPO / "Snakefile"), "--profile", str(PROFILE)]
+    _, merged = parse_args(base)  # profiles/default is found next to the Snakefile
+    _, alone = parse_args([*base, "--workflow-profile", "none"])
+    for args in (merged, alone):
+        assert args.executor == "slurm" and args.jobs == 100 and args.latency_wait == 60
+        assert args.keep_going and args.rerun_incomplete and args.show_failed_logs
+        assert {t.name for t in args.rerun_triggers} == {"MTIME", "PARAMS", "INPUT", "SOFTWARE_ENV"}
+        assert args.slurm_status_command == "squeue"
+        assert {"slurm_partition", "slurm_account"} <= set(args.default_resources)
+    # the local GPU counter of profiles/default reaches the cluster run, but only per job (not tallied globally)
+    assert str(merged.resources["gpu"].value) == "1" and merged.set_resource_scopes == {"gpu": "local"}
+    assert not alone.resources
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster(tmp_path_factory):
+    """A private single-node cluster for this module (stopped at teardown): its directory."""
+    if os.geteuid() != 0:
+        pytest.fail("the local SLURM cluster needs root (slurmd and the daemons' files): run the tests as root")
+    missing = [tool for tool in SLURM_TOOLS if shutil.which(tool) is None]
+    if missing:
+        pytest.fail(f"SLURM is not installed (missing {', '.join(missing)}): {INSTALL}")
+    try:
+        import snakemake_executor_plugin_slurm  # noqa: F401
+    except ImportError:
+        pytest.fail("snakemake-executor-plugin-slurm is missing: pip install -e '.[dev]'")
+    directory = tmp_path_factory.mktemp("slurm")
+    start = subprocess.run([str(SCRIPTS / "start_cluster.sh"), str(directory)], capture_output=True, text=True,
+                           timeout=300)
+    if start.returncode != 0:
+        subprocess.run([str(SCRIPTS / "stop_cluster.sh"), str(directory)], capture_output=True, timeout=300)
+        pytest.fail(f"tests/slurm/start_cluster.sh failed:\n{start.stderr}")
+    yield directory
+    stop = subprocess.run([str(SCRIPTS / "stop_cluster.sh"), str(directory)], capture_output=True, text=True,
+                          timeout=300)
+    assert stop.returncode == 0, stop.stderr
+
+
+def snakemake_bounded(workdir: Path, cluster: Path, *args: str, limit: int) -> subprocess.CompletedProcess:
+    """conftest.snakemake() under `timeout -k 15 <limit>`: on time-out snakemake first gets SIGTERM, cancels its
+    SLURM jobs and exits (a plain kill would leave them running)."""
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", HF_HUB_OFFLINE="1",
+               SLURM_CONF=str(cluster / "slurm.conf"))
+    return subprocess.run(["timeout", "-k", "15", str(limit), SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"),
+                           "--directory", str(workdir), *args],
+                          capture_output=True, text=True, env=env, timeout=limit + 60)
+
+
+def files_under(directory: Path) -> set[str]:
+    return {str(path.relative_to(directory)) for path in directory.rglob("*") if path.is_file()}
+
+
+@pytest.mark.slurm
+@pytest.mark.pipeline
+def test_smoke_grid_on_slurm_equals_the_local_run(slurm_cluster, smoke, tmp_path):
+    local_dir, local_config = smoke
+    workdir = tmp_path / "slurm-run"
+    workdir.mkdir()
+    config = write_config(workdir / "smoke.yaml", local_config)  # the local run's config, unchanged
+
+    started = time.monotonic()
+    result = snakemake_bounded(
+        workdir, slurm_cluster, "--profile", str(PROFILE), "--configfile", str(config),
+        # timing for a cluster that answers at once (the profile's 40 s suit a busy real one), and the SLURM logs of
+        # successful jobs kept as evidence; everything else comes from the profile
+        "--slurm-init-seconds-before-status-checks", "2", "--slurm-keep-successful-logs",
+        limit=LIMIT_S)
+    elapsed = time.monotonic() - started
+    log = result.stderr + result.stdout
+    assert result.returncode == 0, f"exit {result.returncode} after {elapsed:.0f} s:\n{log[-6000:]}"
+    print(f"SLURM run of the smoke grid: {elapsed:.0f} s")
+    # both profiles were in force: the cluster profile and, on top, profiles/default
+    assert re.search(r"Using profiles? \S*profiles/slurm and workflow specific profile \S*profiles/default",
+                     log), log[:2000]
+
+    # Every job ran as a SLURM job of this run, on the cluster, and completed with exit code 0.
+    submitted = re.findall(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (\S+)\)", log)
+    run_id = re.search(r"SLURM run ID: (\S+)", log).group(1)
+    accounted = {}
+    for line in (slurm_cluster / "log" / "jobcomp.txt").read_text().splitlines():
+        fields = dict(item.split("=", 1) for item in line.split() if "=" in item)
+        if fields.get("Name") == run_id:
+            accounted[fields["JobId"]] = (fields["JobState"], fields["ExitCode"])
+    slurm_ids = {slurm_id for _, slurm_id, _ in submitted}
+    assert len(slurm_ids) == len(submitted) and set(accounted) == slurm_ids, (sorted(accounted), submitted)
+    assert set(accounted.values()) == {("COMPLETED", "0:0")}
+    for _, slurm_id, slurm_log in submitted:  # SLURM's own per-job log (kept by --slurm-keep-successful-logs)
+        assert Path(slurm_log).name == f"{slurm_id}.log" and Path(slurm_log).is_file(), slurm_log
+    # ... and it was every job of the grid but the Snakefile's localrules (`all` and the small table jobs)
+    rules = {re.search(r"/rule_(\w+)/", slurm_log).group(1) for _, _, slurm_log in submitted}
+    job_stats = dict(re.findall(r"^(\w+)\s+(\d+)$", log[log.index("Job stats:"):].split("\n\n")[0], flags=re.M))
+    total = int(job_stats.pop("total"))
+    local = {rule: int(job_stats.pop(rule)) for rule in LOCAL_RULES if rule in job_stats}
+    assert local and len(submitted) == total - sum(local.values())
+    assert rules == set(job_stats) and "finetune" in rules and "spectra_run" in rules
+
+    # Every output of the local run exists here too, and nothing is left to do.
+    assert not files_under(local_dir / "results") - files_under(workdir / "results")
+    again = snakemake(workdir, "--configfile", str(config), "-n")
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr, again.stderr[-3000:]
+
+    # The same numbers as the local run, bit for bit.
+    for table in TABLES:
+        pd.testing.assert_frame_equal(pd.read_csv(workdir / table), pd.read_csv(local_dir / table), check_exact=True,
+                                      obj=table)
+    layers = "results/summary/layers.parquet"
+    pd.testing.assert_frame_equal(pd.read_parquet(workdir / layers), pd.read_parquet(local_dir / layers),
+                                  check_exact=True, obj=layers)
