@@ -72,8 +72,8 @@ def test_smoke_grid_has_spectra_for_the_reference_and_every_run(smoke):
     per_model = layers.groupby(["stage", "condition", "seed"]).size()
     assert set(per_model.index) == {(stage, condition, seed) for stage, condition in [
         ("pretrained", "pretrained"), ("finetuned", "baseline"), ("finetuned", "dropout_0.5"),
-        ("finetuned", "weight_decay_0.001"), ("finetuned", "autoaugment"), ("finetuned", "noise_0.05")]
-        for seed in (0, 1)}
+        ("finetuned", "weight_decay_0.001"), ("finetuned", "autoaugment"), ("finetuned", "noise_0.05"),
+        ("finetuned", "replace_0.5")] for seed in (0, 1)}
     from torch import nn
 
     from weightscape.models import build_model
@@ -93,17 +93,19 @@ def test_smoke_grid_has_spectra_for_the_reference_and_every_run(smoke):
 def test_smoke_grid_measures_diversity_of_every_condition(smoke):
     workdir, _ = smoke
     table = pd.read_csv(workdir / "results" / "diversity" / "diversity.csv").set_index("condition")
-    assert list(table.index) == ["baseline", "dropout_0.5", "weight_decay_0.001", "autoaugment", "noise_0.05"]
+    assert list(table.index) == ["baseline", "dropout_0.5", "weight_decay_0.001", "autoaugment", "noise_0.05",
+                                 "replace_0.5"]
     assert (table["n"] == 60).all()
     # no augmentation: the training distribution is the clean one (rho = 1, equal scores)
     assert table.loc["baseline", "rho"] == pytest.approx(1.0)
     assert table.loc["dropout_0.5", "vendi_pixel"] == table.loc["baseline", "vendi_pixel"]
-    # augmentations change what training sees: lower alignment with the clean embeddings, other scores
-    for name in ("autoaugment", "noise_0.05"):
+    # augmentations and synthetic images change what training sees: lower alignment with the clean embeddings
+    for name in ("autoaugment", "noise_0.05", "replace_0.5"):
         assert table.loc[name, "rho"] < 0.999
         assert table.loc[name, "vendi_embedding"] != table.loc["baseline", "vendi_embedding"]
     assert table.loc["noise_0.05", "vendi_pixel"] > table.loc["baseline", "vendi_pixel"]
     assert table.loc["noise_0.05", "kind"] == "noise" and table.loc["noise_0.05", "level"] == 0.05
+    assert table.loc["replace_0.5", "family"] == "synthetic" and table.loc["replace_0.5", "kind"] == "replace"
 
 
 FIGURES = ["esd_overlay", "family_bars", "layer_lines", "quadrant", "outcome_bars", "accuracy_vs_vendi"]

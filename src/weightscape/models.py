@@ -43,7 +43,7 @@ DROPOUT_BLOCK_TYPES: dict[str, tuple[tuple[str, ...], ...]] = {
     "DepthwiseSeparableConv": (("bn2",),), "InvertedResidual": (("bn3",), ("conv",)), "EdgeResidual": (("bn2",),),
     "CondConvResidual": (("bn3",),), "UniversalInvertedResidual": (),
     # ResNet (timm and torchvision), timm RegNet
-    "BasicBlock": (("bn2",), ("conv2",)), "Bottleneck": (("bn3",), ("conv3",)),
+    "BasicBlock": (("bn2",), ("conv2",), ("drop_path",)), "Bottleneck": (("bn3",), ("conv3",)),
     # torchvision EfficientNet, RegNet, ConvNeXt, Swin, ViT
     "MBConv": (("block",),), "FusedMBConv": (("block",),), "ResBottleneckBlock": (("f",),), "CNBlock": (("block",),),
     "SwinTransformerBlock": (("attn", "mlp"),), "SwinTransformerBlockV2": (("attn", "mlp"),),
@@ -51,8 +51,10 @@ DROPOUT_BLOCK_TYPES: dict[str, tuple[tuple[str, ...], ...]] = {
     # timm ViT / ConvNeXt
     "Block": (("ls1", "ls2"), ("attn", "mlp")), "ResPostBlock": (("norm1", "norm2"),), "ParallelScalingBlock": (),
     "ParallelThingsBlock": (), "ConvNeXtBlock": (("mlp",),),
-    # open_clip / OpenAI CLIP
+    # open_clip / OpenAI CLIP; timm ByobNet (CLIP ResNets: resnet50_clip.openai): drop_path ends the branch
     "ResidualAttentionBlock": (("ls_1", "ls_2"), ("attn", "mlp")),
+    "BottleneckBlock": (("drop_path",),), "DarkBlock": (("drop_path",),), "EdgeBlock": (("drop_path",),),
+    "RepVggBlock": (("drop_path",),),
 }
 
 _DROPOUT_ATTR = "ws_dropout"  # name of the parameter-free nn.Dropout child added to targets
