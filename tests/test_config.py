@@ -23,9 +23,13 @@ def test_defaults_are_filled_from_the_schema(fashion_root):
 def test_shipped_configs_validate_and_expand(fashion_root):
     default = load_config(REPO / "config.yaml")
     names = [c["name"] for c in expand_conditions(default)]
-    assert names[0] == "baseline" and len(names) == 21  # the paper's vision grid
+    assert names[0] == "baseline" and len(names) == 23  # the paper's 21-condition vision grid + 2 synthetic mixes
     families = [c["family"] for c in expand_conditions(default)]
     assert families.count("dropout") == 4 and families.count("weight_decay") == 6 and families.count("diversity") == 10
+    synthetic = [c for c in expand_conditions(default) if c["family"] == "synthetic"]
+    assert [(c["name"], c["mix"]) for c in synthetic] == [
+        ("replace_0.5", {"scheme": "replace", "p": 0.5, "generator": "ddpm"}),
+        ("add_0.5", {"scheme": "add", "p": 0.5, "generator": "ddpm"})]
     kinds = [c["kind"] for c in expand_conditions(default) if c["family"] == "diversity"]
     assert kinds.count("augment") == 4 and kinds.count("noise") == 3 and kinds.count("stacked") == 3
     smoke = load_config(REPO / "configs/smoke.yaml")
@@ -179,8 +183,8 @@ def test_cli_check_config_lists_the_grid_or_one_error_line(tmp_path, capsys, fas
 
     assert main(["check-config", str(REPO / "configs" / "smoke.yaml")]) == 0
     out = capsys.readouterr().out
-    assert "5 conditions x 2 seed(s)" in out and "= 10 fine-tuning runs" in out
-    assert "dropout_0.5" in out and "kind=noise" in out
+    assert "6 conditions x 2 seed(s)" in out and "= 12 fine-tuning runs" in out
+    assert "dropout_0.5" in out and "kind=noise" in out and "kind=replace" in out
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(base_config(seeds=[])))
     assert main(["check-config", str(bad)]) == 1
