@@ -76,3 +76,16 @@ def smoke(tmp_path_factory, fashion_root):
     result = snakemake(workdir, "--cores", "2", "--configfile", str(config), timeout=1800)
     assert result.returncode == 0, result.stderr[-3000:]
     return workdir, config
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """The 'Job stats' table snakemake prints (dry runs and real runs): rule -> number of jobs."""
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("job ") and "count" in line)
+    counts = {}
+    for line in lines[start + 2:]:
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit():
+            break
+        counts[parts[0]] = int(parts[1])
+    return counts

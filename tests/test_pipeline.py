@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, snakemake, write_config
+from conftest import REPO, job_counts, snakemake, write_config
 
 pytestmark = pytest.mark.pipeline
 
@@ -141,7 +141,7 @@ def test_changing_a_plot_parameter_reruns_only_the_plots(smoke):
     changed = write_config(workdir / "plots.yaml", config, plots={"layer_metric": "log_norm"})
     result = snakemake(workdir, "-n", "--cores", "2", "--configfile", str(changed))
     assert result.returncode == 0, result.stderr
-    assert _job_counts(result.stdout) == {"plots": 1, "all": 1, "total": 2}
+    assert job_counts(result.stdout) == {"plots": 1, "all": 1, "total": 2}
 
 
 def test_changing_a_statistics_parameter_reruns_no_fine_tune_and_no_spectra(smoke):
@@ -149,7 +149,7 @@ def test_changing_a_statistics_parameter_reruns_no_fine_tune_and_no_spectra(smok
     changed = write_config(workdir / "stats.yaml", config, compare={"n_resamples": 500})
     result = snakemake(workdir, "-n", "--cores", "2", "--configfile", str(changed))
     assert result.returncode == 0, result.stderr
-    assert _job_counts(result.stdout) == {"compare": 1, "plots": 1, "summary_md": 1, "all": 1, "total": 4}
+    assert job_counts(result.stdout) == {"compare": 1, "plots": 1, "summary_md": 1, "all": 1, "total": 4}
 
 
 def test_adding_one_dropout_level_runs_only_that_cell_and_the_aggregates(smoke):
@@ -159,7 +159,7 @@ def test_adding_one_dropout_level_runs_only_that_cell_and_the_aggregates(smoke):
     result = snakemake(workdir, "-n", "--cores", "2", "--configfile", str(changed))
     assert result.returncode == 0, result.stderr
     # the new cell: one fine-tune + spectra per seed (2 seeds), its diversity; then every aggregate once
-    assert _job_counts(result.stdout) == {"finetune": 2, "spectra_run": 2, "diversity": 1, "summarize_runs": 1,
+    assert job_counts(result.stdout) == {"finetune": 2, "spectra_run": 2, "diversity": 1, "summarize_runs": 1,
                                           "summarize_spectra": 1, "summarize_diversity": 1, "compare": 1,
                                           "plots": 1, "summary_md": 1, "all": 1, "total": 12}
     assert "dropout_0.3" in result.stdout and "dropout_0.5/seed0/metrics.json" not in _job_outputs(result.stdout)
@@ -181,7 +181,7 @@ def test_changing_the_learning_rate_reruns_only_the_fine_tunes(smoke):
     changed = write_config(workdir / "lr.yaml", config, train={"lr": 0.002})
     result = snakemake(workdir, "-n", "--cores", "2", "--configfile", str(changed))
     assert result.returncode == 0, result.stderr
-    jobs = _job_counts(result.stdout)
+    jobs = job_counts(result.stdout)
     assert jobs.get("finetune") == 12 and jobs.get("spectra_run") == 12
     assert jobs.get("summarize_runs") == 1 and jobs.get("summarize_spectra") == 1 and jobs.get("compare") == 1
     assert jobs.get("fidelity") == 1  # the judge of class consistency is the (re-trained) baseline
@@ -189,23 +189,10 @@ def test_changing_the_learning_rate_reruns_only_the_fine_tunes(smoke):
                 "synthesize"} & set(jobs)
 
 
-def _job_counts(dry_run_output: str) -> dict[str, int]:
-    """The 'Job stats' table of a dry run: rule -> number of jobs."""
-    lines = dry_run_output.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("job ") and "count" in line)
-    counts = {}
-    for line in lines[start + 2:]:
-        parts = line.split()
-        if len(parts) != 2 or not parts[1].isdigit():
-            break
-        counts[parts[0]] = int(parts[1])
-    return counts
-
-
 def test_default_config_dry_run_lists_the_grid(tmp_path, fashion_root):
     result = snakemake(tmp_path, "-n", "--cores", "2", "--configfile", str(REPO / "config.yaml"))
     assert result.returncode == 0, result.stderr
-    jobs = _job_counts(result.stdout)
+    jobs = job_counts(result.stdout)
     assert jobs == {"all": 1, "corrupt": 1, "finetune": 23, "prepare_data": 1, "pretrained": 1, "summarize_runs": 1,
                     "spectra_reference": 1, "spectra_run": 23, "summarize_spectra": 1, "diversity": 23,
                     "summarize_diversity": 1, "compare": 1, "plots": 1, "summary_md": 1, "synthesize": 1,

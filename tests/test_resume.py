@@ -9,24 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, SNAKEMAKE, snakemake, write_config
+from conftest import REPO, SNAKEMAKE, job_counts, snakemake, write_config
 
 pytestmark = pytest.mark.pipeline
 RUNS = Path("results/runs/fashion_mnist/efficientnet_lite0")
 FINISHED = RUNS / "dropout_0.5" / "seed0"
 KILLED = RUNS / "weight_decay_0.001" / "seed1"
-
-
-def _job_counts(output: str) -> dict[str, int]:
-    lines = output.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("job ") and "count" in line)
-    counts = {}
-    for line in lines[start + 2:]:
-        parts = line.split()
-        if len(parts) != 2 or not parts[1].isdigit():
-            break
-        counts[parts[0]] = int(parts[1])
-    return counts
 
 
 def test_killed_fine_tune_resumes_and_equals_an_uninterrupted_run(smoke, tmp_path):
@@ -54,7 +42,7 @@ def test_killed_fine_tune_resumes_and_equals_an_uninterrupted_run(smoke, tmp_pat
     rerun = snakemake(tmp_path, str(FINISHED / "metrics.json"), str(KILLED / "metrics.json"), "--cores", "1",
                       "--rerun-incomplete", "--configfile", str(config))
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert _job_counts(rerun.stdout + "\n" + rerun.stderr) == {"finetune": 1, "total": 1}
+    assert job_counts(rerun.stdout + "\n" + rerun.stderr) == {"finetune": 1, "total": 1}
     log = (tmp_path / "results/logs/finetune/fashion_mnist/efficientnet_lite0/weight_decay_0.001/seed1.log")
     assert "resuming from" in log.read_text() and "after epoch 1" in log.read_text()
     for name in ("metrics.json", "curve.csv", "weights.safetensors"):
