@@ -53,10 +53,14 @@ def base_config(**overrides) -> dict:
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 
 
-def snakemake(workdir: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", HF_HUB_OFFLINE="1")
-    return subprocess.run([SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), *args],
-                          capture_output=True, text=True, env=env, timeout=timeout)
+def snakemake(workdir: Path, *args: str, timeout: int = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    """The snakemake CLI on this repository's workflow in `workdir`, offline, under `timeout -k 15 <timeout>`: on
+    time-out snakemake first gets SIGTERM and stops its jobs (e.g. cancels SLURM jobs), then exits non-zero."""
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", HF_HUB_OFFLINE="1",
+               **(env or {}))
+    return subprocess.run(["timeout", "-k", "15", str(timeout), SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"),
+                           "--directory", str(workdir), *args],
+                          capture_output=True, text=True, env=env, timeout=timeout + 60)
 
 
 def write_config(path: Path, source: Path, **changes) -> Path:
