@@ -171,15 +171,14 @@ def generator_files(wildcards):
 USED_GENERATORS = list(
     dict.fromkeys(c["mix"]["generator"] for c in CONDITIONS.values() if c["mix"])
 )
-# The judge of class consistency: the baseline run of the first model and seed (a classifier trained on real data).
+# The judge of class consistency: the first model's reference fine-tuned on more real images (rule train_judge).
 JUDGE_MODEL = next(iter(MODELS))
 
 
-JUDGE_WEIGHTS = (
-    "results/runs/{{dataset}}/{model}/baseline/seed{seed}/weights.safetensors".format(
-        model=JUDGE_MODEL, seed=SEEDS[0]
+def judge_file(name):
+    return "results/models/{model}/{{dataset}}/judge/{name}".format(
+        model=JUDGE_MODEL, name=name
     )
-)
 
 
 def synthetic_files(wildcards):

@@ -42,3 +42,24 @@ rule corrupt:
         ood=config["ood"],
     script:
         "../workflow_scripts/corrupt.py"
+
+
+rule judge_split:
+    output:
+        "results/data/{dataset}/judge_train.npz",
+    log:
+        "results/logs/judge_split/{dataset}.log",
+    benchmark:
+        "results/benchmarks/judge_split/{dataset}.tsv"
+    conda:
+        "../envs/weightscape.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime="30m",
+    params:
+        dataset=lambda wildcards: DATASETS[wildcards.dataset],
+        per_class=config["fidelity"]["judge"]["train_per_class"],
+        seed=config["fidelity"]["judge"]["seed"],
+    script:
+        "../workflow_scripts/judge_split.py"

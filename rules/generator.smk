@@ -51,14 +51,43 @@ rule synthesize:
         "../workflow_scripts/synthesize.py"
 
 
+rule train_judge:
+    input:
+        reference=reference_file("weights.safetensors"),
+        reference_info=reference_file("model.json"),
+        judge_train="results/data/{dataset}/judge_train.npz",
+        test="results/data/{dataset}/test.npz",
+        classes="results/data/{dataset}/classes.json",
+    output:
+        weights="results/models/{model}/{dataset}/judge/weights.safetensors",
+        info="results/models/{model}/{dataset}/judge/model.json",
+        metrics="results/models/{model}/{dataset}/judge/metrics.json",
+    log:
+        "results/logs/train_judge/{model}/{dataset}.log",
+    benchmark:
+        "results/benchmarks/train_judge/{model}/{dataset}.tsv"
+    conda:
+        "../envs/weightscape.yaml"
+    threads: config["train"]["threads"]
+    resources:
+        mem_mb=6000,
+        runtime="4h",
+        gpu=int(config["train"]["device"] == "cuda"),
+    params:
+        train={k: v for k, v in config["train"].items() if k != "epochs"},  # its own epochs
+        judge=config["fidelity"]["judge"],
+    script:
+        "../workflow_scripts/train_judge.py"
+
+
 rule fidelity:
     input:
         synthetic="results/synthetic/{dataset}/{generator}/train.npz",
         real_train="results/data/{dataset}/train.npz",
         real_test="results/data/{dataset}/test.npz",
         classes="results/data/{dataset}/classes.json",
-        judge=JUDGE_WEIGHTS,
-        judge_info=reference_file("model.json", model=JUDGE_MODEL),
+        judge=judge_file("weights.safetensors"),
+        judge_info=judge_file("model.json"),
         backbone=reference_file("weights.safetensors", model=JUDGE_MODEL),
         backbone_info=reference_file("model.json", model=JUDGE_MODEL),
     output:

@@ -8,7 +8,7 @@ from skimage import data as skdata
 from conftest import tiny_dataset_config
 from weightscape.data.canonical import balanced_indices, load_split, save_split
 from weightscape.data.ood import make_ood_sets
-from weightscape.data.prepare import prepare_dataset
+from weightscape.data.prepare import prepare_dataset, prepare_judge_split
 from weightscape.data.sources import SOURCES, SourceError
 from weightscape.io import read_json
 
@@ -72,6 +72,28 @@ def test_imagefolder_reads_and_resizes_real_photos(tmp_path, layout_split):
     assert images.shape == (9, 24, 24, 3) and np.bincount(labels).tolist() == [3, 3, 3]
     # the cat photo is mostly brown-gray, the astronaut photo has a white suit: the images are the real ones
     assert images[labels == 0].mean() != pytest.approx(images[labels == 1].mean(), abs=1)
+
+
+def test_judge_split_takes_real_training_images_up_to_the_class_size_and_never_test_ones(tmp_path):
+    _photo_folder(tmp_path / "photos", layout_split=True)  # 4 training and 1 test crop per class
+    config = {"name": "photos", "source": "imagefolder", "root": str(tmp_path / "photos"), "image_size": 24}
+    summary = prepare_judge_split(config, 10, 0, tmp_path / "judge.npz")
+    assert summary == {"per_class": 4, "n": 12}  # 10 asked, every class has 4: all of them
+    images, labels = load_split(tmp_path / "judge.npz")
+    raw = SOURCES["imagefolder"].load(config)
+    train_rows = {img.tobytes() for img in raw.train_images}
+    assert all(img.tobytes() in train_rows for img in images)
+    assert not {img.tobytes() for img in raw.test_images} & {img.tobytes() for img in images}
+    assert np.bincount(labels).tolist() == [4, 4, 4]
+
+
+def test_judge_split_is_a_seeded_balanced_draw(tmp_path, fashion_root):
+    config = tiny_dataset_config()
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        prepare_judge_split(config, 30, seed, tmp_path / f"{name}.npz")
+    (a, labels), (b, _), (c, _) = (load_split(tmp_path / f"{n}.npz") for n in "abc")
+    assert np.bincount(labels).tolist() == [30] * 10
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
 
 
 def test_imagefolder_with_one_class_is_rejected(tmp_path):

@@ -55,6 +55,12 @@ def test_smoke_grid_trains_a_generator_samples_it_and_measures_fidelity(smoke):
     fidelity = pd.read_csv(workdir / "results" / "synthetic" / "fidelity.csv")
     assert len(fidelity) == 1 and 0 <= fidelity.loc[0, "class_consistency"] <= 1
     assert fidelity.loc[0, "fd_efficientnet_lite0"] > fidelity.loc[0, "fd_efficientnet_lite0_real_train_vs_test"]
+    # the judge: its own fine-tune on 40 real images per class (smoke fidelity.judge), not a grid run
+    judge = json.loads((workdir / "results" / "models" / "efficientnet_lite0" / "fashion_mnist" / "judge" /
+                        "metrics.json").read_text())
+    assert judge["n_train"] == 400 and judge["epochs"] == 1
+    assert fidelity.loc[0, "judge_n_train"] == 400
+    assert fidelity.loc[0, "judge_real_test_accuracy"] == judge["test"]["accuracy"] > 0.1  # above chance
     metrics = json.loads((workdir / "results" / "runs" / "fashion_mnist" / "efficientnet_lite0" / "replace_0.5" /
                           "seed0" / "metrics.json").read_text())
     assert metrics["n_train"] == 300 and metrics["n_synthetic"] == 150  # 30 per class: 15 real + 15 synthetic
@@ -184,9 +190,9 @@ def test_changing_the_learning_rate_reruns_only_the_fine_tunes(smoke):
     jobs = job_counts(result.stdout)
     assert jobs.get("finetune") == 12 and jobs.get("spectra_run") == 12
     assert jobs.get("summarize_runs") == 1 and jobs.get("summarize_spectra") == 1 and jobs.get("compare") == 1
-    assert jobs.get("fidelity") == 1  # the judge of class consistency is the (re-trained) baseline
+    assert jobs.get("train_judge") == 1 and jobs.get("fidelity") == 1  # the judge fine-tunes with train.lr too
     assert not {"prepare_data", "corrupt", "pretrained", "spectra_reference", "diversity", "train_generator",
-                "synthesize"} & set(jobs)
+                "synthesize", "judge_split"} & set(jobs)
 
 
 def test_default_config_dry_run_lists_the_grid(tmp_path, fashion_root):
@@ -196,7 +202,8 @@ def test_default_config_dry_run_lists_the_grid(tmp_path, fashion_root):
     assert jobs == {"all": 1, "corrupt": 1, "finetune": 23, "prepare_data": 1, "pretrained": 1, "summarize_runs": 1,
                     "spectra_reference": 1, "spectra_run": 23, "summarize_spectra": 1, "diversity": 23,
                     "summarize_diversity": 1, "compare": 1, "plots": 1, "summary_md": 1, "synthesize": 1,
-                    "fidelity": 1, "summarize_fidelity": 1, "total": 83}  # the shipped generator: no training
+                    "judge_split": 1, "train_judge": 1, "fidelity": 1, "summarize_fidelity": 1,
+                    "total": 85}  # the shipped generator: no training
 
 
 def test_bad_config_stops_before_any_job_with_one_line(tmp_path, fashion_root):

@@ -173,5 +173,20 @@ def test_summary_difference_column_and_missing_ci(tmp_path, runs):
     assert "inconclusive (no confidence intervals)" in lines["auto2"]
 
 
+def test_summary_reads_class_consistency_against_the_judge(tmp_path, runs):
+    tests, distances, effects = _tables(runs)
+    fidelity = pd.DataFrame([dict(generator="ddpm", dataset="fashion_mnist", n_synthetic=500, class_consistency=0.888,
+                                  judge_real_test_accuracy=0.893, judge_n_train=10000, backbone="efficientnet_lite0",
+                                  fd_efficientnet_lite0=451.2, fd_efficientnet_lite0_real_train_vs_test=248.3,
+                                  vendi_embedding_synthetic=13.79, vendi_embedding_real=15.89,
+                                  vendi_pixel_synthetic=24.9, vendi_pixel_real=26.91)])
+    text = report.write_summary(tests, distances, effects, runs, tmp_path / "s.md", fidelity=fidelity)
+    line = next(l for l in text.splitlines() if l.startswith("- **ddpm**"))
+    assert ("class consistency 0.888 (the judge's accuracy on real test images: 0.893, trained on 10000 real "
+            "images)") in line
+    assert "FD in efficientnet_lite0 features 451 (real train vs real test: 248)" in line
+    assert "embedding Vendi 13.8 vs real 15.9" in line
+
+
 def test_fmt_p():
     assert report.fmt_p(0.04999) == "0.050" and report.fmt_p(2.5e-6) == "2.5e-06" and report.fmt_p(np.nan) == "n/a"

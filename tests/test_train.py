@@ -11,13 +11,14 @@ from torch import nn
 from conftest import tiny_dataset_config
 from weightscape.augment import augmented_epochs
 from weightscape.config.conditions import make_condition, noise
+from weightscape.checkpoints import load_checkpoint
 from weightscape.data.canonical import load_split
-from weightscape.data.prepare import prepare_dataset
+from weightscape.data.prepare import prepare_dataset, prepare_judge_split
 from weightscape.data.ood import make_ood_sets
 from weightscape.io import atomic_path
-from weightscape.runs import finetune_run, make_reference
+from weightscape.runs import finetune_run, make_reference, train_judge
 from weightscape.inputs import InputSpec, to_model_inputs
-from weightscape.train import (ResumePoint, classification_metrics, expected_calibration_error, fit,
+from weightscape.train import (ResumePoint, classification_metrics, evaluate, expected_calibration_error, fit,
                                make_optimizer, tensor_batches)
 
 TRAIN = {"optimizer": "adam", "lr": 1e-2, "momentum": 0.9, "batch_size": 8, "epochs": 3,
@@ -241,3 +242,26 @@ def test_finetune_with_noise_differs_from_baseline_and_is_reproducible(tiny_pipe
     _run(root, ood_files, noisy, tmp_path / "b")
     weights = {name: (tmp_path / name / "weights.safetensors").read_bytes() for name in ("base", "a", "b")}
     assert weights["a"] == weights["b"] and weights["a"] != weights["base"]
+
+
+def test_judge_learns_from_its_own_real_split_and_reloads_to_the_same_accuracy(tiny_pipeline_inputs, tmp_path):
+    root, _ = tiny_pipeline_inputs
+    prepare_judge_split(tiny_dataset_config(), 20, 0, tmp_path / "judge_train.npz")
+    classes = json.loads((root / "data" / "classes.json").read_text())["classes"]
+    out = {name: tmp_path / name for name in ("weights.safetensors", "model.json", "metrics.json")}
+    metrics = train_judge(root / "ref.safetensors", root / "ref.json", tmp_path / "judge_train.npz",
+                          root / "data" / "test.npz", classes, TRAIN | {"lr": 1e-3}, {"epochs": 2, "seed": 0},
+                          torch.device("cpu"), *out.values())
+    test_images, test_labels = load_split(root / "data" / "test.npz")
+    reference, info = load_checkpoint(root / "ref.safetensors", root / "ref.json")
+    spec = InputSpec.from_info(info)
+    chance = evaluate(reference, to_model_inputs(test_images, spec), test_labels, 64, torch.device("cpu"))
+    assert metrics["n_train"] == 200 and metrics["per_class_train"] == 20
+    assert metrics["test"]["accuracy"] > chance["accuracy"] + 0.3  # 200 real images teach the new head
+    # the test split is balanced (6 per class): overall accuracy is the mean of the per-class ones
+    assert metrics["test"]["accuracy"] == pytest.approx(np.mean(list(metrics["test_accuracy_per_class"].values())))
+    judge, judge_info = load_checkpoint(out["weights.safetensors"], out["model.json"])
+    assert judge_info["judge"] == {"n_train": 200, "per_class_train": 20, "epochs": 2, "seed": 0}
+    reloaded = evaluate(judge, to_model_inputs(test_images, spec), test_labels, 64, torch.device("cpu"))
+    assert reloaded["accuracy"] == metrics["test"]["accuracy"]
+    assert json.loads(out["metrics.json"].read_text())["test"]["accuracy"] == metrics["test"]["accuracy"]

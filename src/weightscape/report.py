@@ -223,8 +223,10 @@ def _fidelity_section(fidelity: pd.DataFrame | None) -> list[str]:
     out = ["## Synthetic data: fidelity", ""]
     for _, row in fidelity.iterrows():
         fd = [c for c in row.index if c.startswith("fd_") and not c.endswith("_real_train_vs_test")]
+        trained_on = (f", trained on {int(row['judge_n_train'])} real images" if "judge_n_train" in row.index
+                      and pd.notna(row["judge_n_train"]) else "")
         bits = [f"class consistency {_g(row['class_consistency'])} (the judge's accuracy on real test images: "
-                f"{_g(row['judge_real_test_accuracy'])})"]
+                f"{_g(row['judge_real_test_accuracy'])}{trained_on})"]
         bits += [f"FD in {row['backbone']} features {_g(row[c])} (real train vs real test: "
                  f"{_g(row[c + '_real_train_vs_test'])})" for c in fd]
         bits.append(f"embedding Vendi {_g(row['vendi_embedding_synthetic'])} vs real {_g(row['vendi_embedding_real'])}"

@@ -20,7 +20,7 @@ from weightscape.data.canonical import load_split
 from weightscape.inputs import InputSpec, to_model_inputs
 from weightscape.io import file_sha256, read_json, write_csv, write_json
 from weightscape.models import build_model, insert_dropout
-from weightscape.train import ResumePoint, evaluate, fit, tensor_batches
+from weightscape.train import ResumePoint, classification_metrics, evaluate, fit, predict, tensor_batches
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +117,36 @@ def finetune_run(reference_weights: str | Path, reference_info: str | Path, data
         resume.remove()
     log.info("%s seed %d: ID accuracy %.3f, ECE %.3f, OOD accuracy %.3f", condition["name"], seed,
              metrics["id"]["accuracy"], metrics["id"]["ece"], metrics["ood"]["mean"].get("accuracy", float("nan")))
+    return metrics
+
+
+def train_judge(reference_weights: str | Path, reference_info: str | Path, judge_npz: str | Path,
+                test_npz: str | Path, classes: list[str], train: dict, judge: dict, device: torch.device,
+                out_weights: str | Path, out_info: str | Path, out_metrics: str | Path,
+                progress: Callable[[Iterable], Iterable] = lambda it: it) -> dict:
+    """The fidelity judge: the reference fine-tuned (no augmentation, no regularizer) on the judge's real training
+    split for `judge["epochs"]` epochs, seeded by `judge["seed"]`; writes its weights, a model.json that rebuilds it,
+    and its accuracy on the real test split overall and per class (the ceiling class consistency is read against)."""
+    model, info = load_checkpoint(reference_weights, reference_info)
+    spec = InputSpec.from_info(info)
+    images, labels = load_split(judge_npz)
+    test_images, test_labels = load_split(test_npz)
+    settings = {**train, "epochs": judge["epochs"]}
+    curve = fit(model, tensor_batches(to_model_inputs(images, spec), labels, settings["batch_size"]), train=settings,
+                weight_decay=0.0, seed=judge["seed"], device=device, progress=progress)
+    probs = predict(model, to_model_inputs(test_images, spec), settings["eval_batch_size"], device)
+    predicted = probs.argmax(1).numpy()
+    test = classification_metrics(probs, torch.as_tensor(test_labels))
+    per_class = {name: float((predicted[test_labels == i] == i).mean()) for i, name in enumerate(classes)
+                 if (test_labels == i).any()}
+    metrics = {"n_train": int(len(labels)), "per_class_train": int(np.bincount(labels).max()),
+               "epochs": judge["epochs"], "seed": judge["seed"], "final_train_loss": curve[-1]["train_loss"],
+               "test": test, "test_accuracy_per_class": per_class}
+    save_weights(model, out_weights)
+    write_json(out_info, {**info, "judge": {k: metrics[k] for k in ("n_train", "per_class_train", "epochs", "seed")}})
+    write_json(out_metrics, metrics)
+    log.info("judge: %d real training images, %d epochs; real test accuracy %.3f", len(labels), judge["epochs"],
+             test["accuracy"])
     return metrics
 
 

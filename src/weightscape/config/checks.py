@@ -108,8 +108,7 @@ def _check_generators(config: dict, base_dir: Path) -> None:
 
 
 def _check_synthetic(config: dict, conditions: list[dict]) -> None:
-    """Synthetic conditions name a declared generator that makes enough images per class, and a baseline exists
-    (its fine-tuned classifier judges the generator's class consistency)."""
+    """Synthetic conditions name a declared generator that makes enough images per class."""
     from weightscape.config import ConfigError
     from weightscape.synth.mixing import synthetic_needed
 
@@ -128,9 +127,6 @@ def _check_synthetic(config: dict, conditions: list[dict]) -> None:
                 raise ConfigError(f"generators[{list(generators).index(name)}].per_class: condition "
                                   f"{condition['name']!r} needs {needed} synthetic images per class of dataset "
                                   f"{dataset['name']!r}, the generator makes {generators[name]['per_class']}")
-    if synthetic and not any(c["family"] == "baseline" for c in conditions):
-        raise ConfigError("families.baseline: synthetic conditions need the baseline condition (its classifier "
-                          "judges the generator's class consistency)")
 
 
 def _check_transforms(spec: list[dict], key: str) -> None:

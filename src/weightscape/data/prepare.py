@@ -35,3 +35,18 @@ def prepare_dataset(dataset: dict, out_dir: str | Path) -> dict:
                "sizes": {split: int(len(idx)) for split, (_, _, idx) in splits.items()}}
     write_json(out_dir / "classes.json", summary)
     return summary
+
+
+def prepare_judge_split(dataset: dict, per_class: int, seed: int, out_npz: str | Path) -> dict:
+    """The training images of the fidelity judge: up to `per_class` images of every class (all of a class that has
+    fewer), a seeded draw from the source's whole training set. The test split comes from the source's separate
+    test set, so the judge never sees a test image. Returns {"per_class": ..., "n": ...}."""
+    raw = SOURCES[dataset["source"]].load(dataset)
+    smallest = int(np.bincount(raw.train_labels).min())
+    taken = min(per_class, smallest)
+    if taken < per_class:
+        log.info("the smallest class has %d training images: taking %d per class, not %d", smallest, taken, per_class)
+    idx = balanced_indices(raw.train_labels, taken, np.random.default_rng(seed))
+    save_split(out_npz, raw.train_images[idx], raw.train_labels[idx])
+    log.info("judge training split: %d images (%d per class)", len(idx), taken)
+    return {"per_class": taken, "n": int(len(idx))}

@@ -51,8 +51,8 @@ def measure_fidelity(synthetic_npz: str | Path, real_train_npz: str | Path, real
                      device: torch.device, out_json: str | Path, identity: dict | None = None) -> dict:
     """Fidelity of one synthetic set; written to `out_json` and returned.
 
-    - class consistency: the judge (a classifier fine-tuned on the real training split) labels every synthetic
-      image; its accuracy on the real test split is recorded next to it as the ceiling to read it against;
+    - class consistency: the judge (a classifier fine-tuned on real training images, see runs.train_judge) labels
+      every synthetic image; its accuracy on the real test split and its training size are recorded next to it;
     - FD_<backbone>: Frechet distance between the real test split and the synthetic set in the pretrained
       backbone's features (the input of its classifier), plus the same distance between the real training and
       test splits: the value a perfect generator would get at these sample sizes;
@@ -90,6 +90,7 @@ def measure_fidelity(synthetic_npz: str | Path, real_train_npz: str | Path, real
     result = {**(identity or {}), "n_synthetic": int(len(synthetic_labels)), "n_real_test": int(len(real_test_labels)),
               "class_consistency": consistency["overall"], "class_consistency_per_class": consistency["per_class"],
               "judge": str(judge_weights), "judge_real_test_accuracy": judge_test["accuracy"],
+              **{f"judge_{key}": value for key, value in judge_meta.get("judge", {}).items()},
               "backbone": backbone_meta["arch"],
               f"fd_{backbone_name}": frechet_distance(test_features, synthetic_features),
               f"fd_{backbone_name}_real_train_vs_test": frechet_distance(test_features, train_features),
