@@ -22,7 +22,7 @@ def load_pipeline(source: str, device: torch.device):
     from diffusers import StableDiffusionPipeline
 
     dtype = torch.float16 if device.type == "cuda" else torch.float32
-    pipeline = StableDiffusionPipeline.from_pretrained(source, torch_dtype=dtype, safety_checker=None,
+    pipeline = StableDiffusionPipeline.from_pretrained(source, dtype=dtype, safety_checker=None,
                                                        requires_safety_checker=False)
     pipeline.set_progress_bar_config(disable=True)
     return pipeline.to(device)
