@@ -145,7 +145,7 @@ def train_judge(reference_weights: str | Path, reference_info: str | Path, judge
     save_weights(model, out_weights)
     write_json(out_info, {**info, "judge": {k: metrics[k] for k in ("n_train", "per_class_train", "epochs", "seed")}})
     write_json(out_metrics, metrics)
-    log.info("judge: %d real training images, %d epochs; real test accuracy %.3f", len(labels), judge["epochs"],
+    log.info("judge: %d real training images, %d epoch(s); real test accuracy %.3f", len(labels), judge["epochs"],
              test["accuracy"])
     return metrics
 
