@@ -10,8 +10,8 @@ from torch import nn
 
 from conftest import tiny_dataset_config
 from weightscape.augment import augmented_epochs
-from weightscape.config.conditions import make_condition, noise
 from weightscape.checkpoints import load_checkpoint
+from weightscape.config.conditions import make_condition, noise
 from weightscape.data.canonical import load_split
 from weightscape.data.prepare import prepare_dataset, prepare_judge_split
 from weightscape.data.ood import make_ood_sets
