@@ -88,6 +88,7 @@ rule fidelity:
         classes="results/data/{dataset}/classes.json",
         judge=judge_file("weights.safetensors"),
         judge_info=judge_file("model.json"),
+        judge_metrics=judge_file("metrics.json"),
         backbone=reference_file("weights.safetensors", model=JUDGE_MODEL),
         backbone_info=reference_file("model.json", model=JUDGE_MODEL),
     output:

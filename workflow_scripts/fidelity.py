@@ -9,5 +9,5 @@ with job_logging(snakemake.log[0]):
     i, w = snakemake.input, snakemake.wildcards
     diversity = snakemake.params.diversity
     measure_fidelity(i.synthetic, i.real_train, i.real_test, read_json(i.classes)["classes"], i.judge, i.judge_info,
-                     i.backbone, i.backbone_info, diversity["sample_size"], diversity["seed"], pick_device("auto"),
+                     i.judge_metrics, i.backbone, i.backbone_info, diversity["sample_size"], diversity["seed"], pick_device("auto"),
                      snakemake.output[0], identity={"dataset": w.dataset, "generator": w.generator})

@@ -20,7 +20,8 @@ from weightscape.data.canonical import load_split
 from weightscape.inputs import InputSpec, to_model_inputs
 from weightscape.io import file_sha256, read_json, write_csv, write_json
 from weightscape.models import build_model, insert_dropout
-from weightscape.train import ResumePoint, classification_metrics, evaluate, fit, predict, tensor_batches
+from weightscape.train import (ResumePoint, accuracy_by_class, classification_metrics, evaluate, fit, predict,
+                               tensor_batches)
 
 log = logging.getLogger(__name__)
 
@@ -135,10 +136,8 @@ def train_judge(reference_weights: str | Path, reference_info: str | Path, judge
     curve = fit(model, tensor_batches(to_model_inputs(images, spec), labels, settings["batch_size"]), train=settings,
                 weight_decay=0.0, seed=judge["seed"], device=device, progress=progress)
     probs = predict(model, to_model_inputs(test_images, spec), settings["eval_batch_size"], device)
-    predicted = probs.argmax(1).numpy()
     test = classification_metrics(probs, torch.as_tensor(test_labels))
-    per_class = {name: float((predicted[test_labels == i] == i).mean()) for i, name in enumerate(classes)
-                 if (test_labels == i).any()}
+    per_class = accuracy_by_class(probs.argmax(1).numpy(), test_labels, classes)
     metrics = {"n_train": int(len(labels)), "per_class_train": int(np.bincount(labels).max()),
                "epochs": judge["epochs"], "seed": judge["seed"], "final_train_loss": curve[-1]["train_loss"],
                "test": test, "test_accuracy_per_class": per_class}

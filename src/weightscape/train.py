@@ -91,6 +91,12 @@ def predict(model: nn.Module, inputs: torch.Tensor, batch_size: int, device: tor
     return torch.cat(outputs)
 
 
+def accuracy_by_class(predicted: np.ndarray, labels: np.ndarray, classes: list[str]) -> dict[str, float]:
+    """Share of each class's images predicted as that class (classes without images are left out)."""
+    hits = predicted == labels
+    return {name: float(hits[labels == i].mean()) for i, name in enumerate(classes) if (labels == i).any()}
+
+
 def classification_metrics(probs: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
     """Accuracy, negative log-likelihood and ECE of predicted probabilities."""
     labels = torch.as_tensor(labels)

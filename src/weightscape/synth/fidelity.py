@@ -16,7 +16,7 @@ from weightscape.data.canonical import load_split
 from weightscape.diversity import class_balanced_sample, embed, pixel_vendi, vendi_score
 from weightscape.inputs import InputSpec, to_model_inputs
 from weightscape.io import read_json, write_json
-from weightscape.train import evaluate, predict
+from weightscape.train import accuracy_by_class, predict
 
 log = logging.getLogger(__name__)
 
@@ -39,20 +39,19 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 def class_consistency(predicted: np.ndarray, labels: np.ndarray, classes: list[str]) -> dict:
     """Share of synthetic images the judge puts in their conditioning class: overall and per class."""
-    hits = predicted == labels
-    return {"overall": float(hits.mean()),
-            "per_class": {name: float(hits[labels == i].mean()) for i, name in enumerate(classes)
-                          if (labels == i).any()}}
+    return {"overall": float((predicted == labels).mean()),
+            "per_class": accuracy_by_class(predicted, labels, classes)}
 
 
 def measure_fidelity(synthetic_npz: str | Path, real_train_npz: str | Path, real_test_npz: str | Path,
-                     classes: list[str], judge_weights: str | Path, judge_info: str | Path,
+                     classes: list[str], judge_weights: str | Path, judge_info: str | Path, judge_metrics: str | Path,
                      backbone_weights: str | Path, backbone_info: str | Path, sample_size: int, seed: int,
                      device: torch.device, out_json: str | Path, identity: dict | None = None) -> dict:
     """Fidelity of one synthetic set; written to `out_json` and returned.
 
     - class consistency: the judge (a classifier fine-tuned on real training images, see runs.train_judge) labels
-      every synthetic image; its accuracy on the real test split and its training size are recorded next to it;
+      every synthetic image; its accuracy on the real test split (from `judge_metrics`) and its training size are
+      recorded next to it;
     - FD_<backbone>: Frechet distance between the real test split and the synthetic set in the pretrained
       backbone's features (the input of its classifier), plus the same distance between the real training and
       test splits: the value a perfect generator would get at these sample sizes;
@@ -67,7 +66,7 @@ def measure_fidelity(synthetic_npz: str | Path, real_train_npz: str | Path, real
     batch = 256
     predicted = predict(judge, to_model_inputs(synthetic, judge_spec), batch, device).argmax(1).numpy()
     consistency = class_consistency(predicted, synthetic_labels, classes)
-    judge_test = evaluate(judge, to_model_inputs(real_test, judge_spec), real_test_labels, batch, device)
+    judge_test = read_json(judge_metrics)["test"]  # measured once, by rule train_judge
 
     backbone, backbone_meta = load_checkpoint(backbone_weights, backbone_info)
     spec = InputSpec.from_info(backbone_meta)
