@@ -34,7 +34,15 @@ __all__ = ["TRANSFORMS", "FLOAT_ONLY", "CHOICES", "check_transforms", "build_pip
 
 def _autoaugment(policy: str = "imagenet", interpolation: str = "nearest", fill: Any = None) -> v2.AutoAugment:
     """v2.AutoAugment with the policy by name: the class wants an AutoAugmentPolicy member, YAML gives a string."""
-    return v2.AutoAugment(v2.AutoAugmentPolicy(policy), interpolation=interpolation, fill=fill)
+    return v2.AutoAugment(v2.AutoAugmentPolicy(policy), interpolation=v2.InterpolationMode(interpolation), fill=fill)
+
+
+def _constructor_args(args: dict) -> dict:
+    """YAML strings -> the enum torchvision wants: v2 accepts interpolation names only from 0.27 on (0.26, on the
+    GPU machines, rejects "nearest"), InterpolationMode everywhere."""
+    if isinstance(args.get("interpolation"), str):
+        return {**args, "interpolation": v2.InterpolationMode(args["interpolation"])}
+    return args
 
 
 def _gaussian_noise(std: float) -> v2.GaussianNoise:
@@ -149,7 +157,7 @@ def _checked_steps(spec: Any, key: str) -> list[tuple[str, v2.Transform]]:
             if arg in args and min(np.ravel(args[arg])) < 0:
                 _fail(f"{at}.args.{arg}", f"{args[arg]!r} is negative; {name} needs {arg} >= 0")
         try:
-            transform = TRANSFORMS[name](**args)
+            transform = TRANSFORMS[name](**_constructor_args(args))
         except Exception as exc:  # the v2 constructor's own check, reported on one line
             _fail(f"{at}.args" + (f".{next(iter(args))}" if len(args) == 1 else ""), f"{name} rejects {args}: {exc}")
         if name in FLOAT_ONLY and not converted:

@@ -97,6 +97,7 @@ def finetune_run(reference_weights: str | Path, reference_info: str | Path, data
                                          train["num_workers"])
     else:
         epoch_batches = tensor_batches(*inputs["train"], train["batch_size"])
+    log.info("fine-tuning %s, seed %d, on %s", condition["name"], seed, device)
     resume = None
     if checkpoint is not None:
         resume = ResumePoint(checkpoint, {"condition": condition, "train": train, "seed": seed,

@@ -84,7 +84,7 @@ def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, bins: 
 def predict(model: nn.Module, inputs: torch.Tensor, batch_size: int, device: torch.device) -> torch.Tensor:
     """Softmax probabilities (float64, on the CPU) in eval mode."""
     model.eval()
-    model.to(memory_format=torch.channels_last)  # the layout of the batches (to_device)
+    model.to(device, memory_format=torch.channels_last)  # where and in the layout the batches go (to_device)
     with accelerated(device):
         outputs = [model(to_device(inputs[i:i + batch_size], device)).double().softmax(dim=1).cpu()
                    for i in range(0, len(inputs), batch_size)]
