@@ -3,7 +3,7 @@ import os
 import re
 import sys
 
-from weightscape.config import ConfigError, expand_conditions, validate_config
+from weightscape.config import ConfigError, validated_settings
 
 
 def resolve_shipped_paths(config):
@@ -24,14 +24,20 @@ def resolve_shipped_paths(config):
 
 resolve_shipped_paths(config)
 try:
-    validate_config(config)
+    # the validated config as typed settings, built once per parse (weightscape.settings): each object's params()
+    # is what a rule gets as params, so only a setting that can change a result reruns a job
+    SETTINGS = validated_settings(config)
 except ConfigError as error:
     sys.exit(f"weightscape: config error: {error}")
 
-DATASETS = {dataset["name"]: dataset for dataset in config["datasets"]}
-MODELS = {model["name"]: model for model in config["models"]}
-CONDITIONS = {condition["name"]: condition for condition in expand_conditions(config)}
-SEEDS = config["seeds"]
+DATASETS = SETTINGS.datasets
+MODELS = SETTINGS.models
+CONDITIONS = SETTINGS.conditions
+GENERATORS = SETTINGS.generators
+SEEDS = list(SETTINGS.seeds)
+# Rules that run a model ask for a GPU exactly when train.device is cuda; each job picks its device from the same
+# setting (Execution.torch_device), so `device: cpu` keeps every rule on the CPU even where a GPU is visible.
+GPUS = SETTINGS.execution.gpus
 RUNS = [
     {"dataset": d, "model": m, "condition": c, "seed": s}
     for d in DATASETS
@@ -52,7 +58,7 @@ wildcard_constraints:
     condition=one_of(CONDITIONS),
     seed=r"\d+",
     corruption=one_of(config["ood"]["corruptions"]),
-    generator=one_of(g["name"] for g in config["generators"]),
+    generator=one_of(GENERATORS),
 
 
 def run_file(run, name):
@@ -78,39 +84,27 @@ REFERENCES = [
 ]
 
 
-def spectra_entries():
-    """(layers.parquet path, identity) of every analysed model: each reference, each run, each delta."""
-    entries = [
-        (
-            "results/models/{model}/{dataset}/seed{seed}/spectra/layers.parquet".format(
-                **ref
-            ),
-            {
-                **ref,
-                "condition": "pretrained",
-                "family": "pretrained",
-                "stage": "pretrained",
-            },
+def spectra_tables(wildcards):
+    """Every analysed model's layers.parquet: each reference, each run and (spectra.delta) each run's Delta W; the
+    summary reads each table's identity from its path (weightscape.tables.path_identity)."""
+    references = [
+        "results/models/{model}/{dataset}/seed{seed}/spectra/layers.parquet".format(
+            **ref
         )
         for ref in REFERENCES
     ]
-    stages = {"finetuned": "spectra", "delta": "spectra_delta"}
-    if not config["spectra"]["delta"]:
-        del stages["delta"]
-    for run in RUNS:
-        family = CONDITIONS[run["condition"]]["family"]
-        for stage, folder in stages.items():
-            path = run_file(run, os.path.join(folder, "layers.parquet"))
-            entries.append((path, {**run, "family": family, "stage": stage}))
-    return entries
+    folders = ["spectra", "spectra_delta"] if config["spectra"]["delta"] else ["spectra"]
+    runs = [
+        run_file(run, os.path.join(folder, "layers.parquet"))
+        for run in RUNS
+        for folder in folders
+    ]
+    return references + runs
 
 
-def spectra_tables(wildcards):
-    return [path for path, _ in spectra_entries()]
-
-
-def spectra_table_keys():
-    return [key for _, key in spectra_entries()]
+def condition_families():
+    """condition -> family, the one fact the layers table needs that is not in a spectra file's path."""
+    return {name: condition.family for name, condition in sorted(CONDITIONS.items())}
 
 
 def reference_file(name, model="{model}"):
@@ -141,26 +135,23 @@ def esd_archives():
         )
     }
     for condition in CONDITIONS.values():
-        if condition["family"] not in archives:
-            run = {**ref, "condition": condition["name"]}
-            archives[condition["family"]] = run_file(run, "spectra/eigenvalues.npz")
+        if condition.family not in archives:
+            run = {**ref, "condition": condition.name}
+            archives[condition.family] = run_file(run, "spectra/eigenvalues.npz")
     return archives
-
-
-GENERATORS = {generator["name"]: generator for generator in config["generators"]}
 
 
 def generator_dir(wildcards):
     """The generator a synthesize job samples from: the configured directory (e.g. the shipped one) or the one
     rule train_generator writes."""
-    weights = GENERATORS[wildcards.generator]["weights"]
+    weights = GENERATORS[wildcards.generator].weights
     if weights is None:
         return "results/generators/{dataset}/{generator}".format(**wildcards)
     return weights
 
 
 def generator_files(wildcards):
-    kind = GENERATORS[wildcards.generator]["kind"]
+    kind = GENERATORS[wildcards.generator].kind
     if kind != "ddpm":
         return []
     directory = generator_dir(wildcards)
@@ -169,7 +160,7 @@ def generator_files(wildcards):
 
 # Generators some synthetic condition uses (only these are sampled and judged).
 USED_GENERATORS = list(
-    dict.fromkeys(c["mix"]["generator"] for c in CONDITIONS.values() if c["mix"])
+    dict.fromkeys(c.mix.generator for c in CONDITIONS.values() if c.mix)
 )
 # The judge of class consistency: the first model's reference fine-tuned on more real images (rule train_judge).
 JUDGE_MODEL = next(iter(MODELS))
@@ -183,11 +174,11 @@ def judge_file(name):
 
 def synthetic_files(wildcards):
     """The synthetic images a condition mixes in (none for non-synthetic conditions)."""
-    mix = CONDITIONS[wildcards.condition]["mix"]
+    mix = CONDITIONS[wildcards.condition].mix
     if not mix:
         return []
     return [
         "results/synthetic/{dataset}/{generator}/train.npz".format(
-            dataset=wildcards.dataset, generator=mix["generator"]
+            dataset=wildcards.dataset, generator=mix.generator
         )
     ]

@@ -36,6 +36,6 @@ rule compare:
         mem_mb=4000,
         runtime="30m",
     params:
-        compare=config["compare"],
+        compare=SETTINGS.sections["compare"],
     script:
         "../workflow_scripts/compare.py"

@@ -15,7 +15,7 @@ rule prepare_data:
         mem_mb=4000,
         runtime="30m",
     params:
-        dataset=lambda wildcards: DATASETS[wildcards.dataset],
+        dataset=lambda wildcards: DATASETS[wildcards.dataset].params(),
     script:
         "../workflow_scripts/prepare_data.py"
 
@@ -39,7 +39,7 @@ rule corrupt:
         mem_mb=4000,
         runtime="30m",
     params:
-        ood=config["ood"],
+        ood=SETTINGS.sections["ood"],
     script:
         "../workflow_scripts/corrupt.py"
 
@@ -58,8 +58,8 @@ rule judge_split:
         mem_mb=4000,
         runtime="30m",
     params:
-        dataset=lambda wildcards: DATASETS[wildcards.dataset],
-        per_class=config["fidelity"]["judge"]["train_per_class"],
-        seed=config["fidelity"]["judge"]["seed"],
+        dataset=lambda wildcards: DATASETS[wildcards.dataset].params(),
+        per_class=SETTINGS.sections["fidelity"]["judge"]["train_per_class"],
+        seed=SETTINGS.sections["fidelity"]["judge"]["seed"],
     script:
         "../workflow_scripts/judge_split.py"

@@ -16,9 +16,10 @@ rule diversity:
     resources:
         mem_mb=4000,
         runtime="30m",
+        gpu=GPUS,
     params:
-        condition=lambda wildcards: CONDITIONS[wildcards.condition],
-        diversity=config["diversity"],
+        condition=lambda wildcards: CONDITIONS[wildcards.condition].params(),
+        diversity=SETTINGS.sections["diversity"],
     script:
         "../workflow_scripts/diversity.py"
 
@@ -45,12 +46,5 @@ rule summarize_diversity:
     resources:
         mem_mb=2000,
         runtime="10m",
-    params:
-        table_keys=[
-            {"dataset": d, "model": m, "condition": c}
-            for d in DATASETS
-            for m in MODELS
-            for c in CONDITIONS
-        ],
     script:
         "../workflow_scripts/summarize_diversity.py"

@@ -15,7 +15,7 @@ rule pretrained:
         mem_mb=4000,
         runtime="20m",
     params:
-        model=lambda wildcards: MODELS[wildcards.model],
+        model=lambda wildcards: MODELS[wildcards.model].params(),
     script:
         "../workflow_scripts/pretrained.py"
 
@@ -37,14 +37,14 @@ rule finetune:
         "results/benchmarks/finetune/{dataset}/{model}/{condition}/seed{seed}.tsv"
     conda:
         "../envs/weightscape.yaml"
-    threads: config["train"]["threads"]
+    threads: SETTINGS.execution.threads
     resources:
         mem_mb=6000,
         runtime="4h",
-        gpu=int(config["train"]["device"] == "cuda"),
+        gpu=GPUS,
     params:
-        condition=lambda wildcards: CONDITIONS[wildcards.condition],
-        train=config["train"],
+        condition=lambda wildcards: CONDITIONS[wildcards.condition].params(),
+        train=SETTINGS.train.params(),
         checkpoint="results/runs/{dataset}/{model}/{condition}/seed{seed}/checkpoint.pt",
     script:
         "../workflow_scripts/finetune.py"

@@ -11,13 +11,13 @@ rule train_generator:
         "results/benchmarks/train_generator/{dataset}/{generator}.tsv"
     conda:
         "../envs/weightscape.yaml"
-    threads: lambda wildcards: GENERATORS[wildcards.generator]["train"]["threads"]
+    threads: lambda wildcards: GENERATORS[wildcards.generator].train["threads"]
     resources:
         mem_mb=4000,
         runtime="24h",
-        gpu=int(config["train"]["device"] == "cuda"),
+        gpu=GPUS,
     params:
-        train=lambda wildcards: GENERATORS[wildcards.generator]["train"],
+        train=lambda wildcards: GENERATORS[wildcards.generator].train_params(),
         checkpoint="results/generators/{dataset}/{generator}/checkpoint.pt",
     script:
         "../workflow_scripts/train_generator.py"
@@ -37,15 +37,13 @@ rule synthesize:
         "results/benchmarks/synthesize/{dataset}/{generator}.tsv"
     conda:
         "../envs/weightscape.yaml"
-    threads: lambda wildcards: GENERATORS[wildcards.generator]["sample"]["threads"]
+    threads: lambda wildcards: GENERATORS[wildcards.generator].sample["threads"]
     resources:
         mem_mb=8000,
         runtime="4h",
-        gpu=int(config["train"]["device"] == "cuda"),
+        gpu=GPUS,
     params:
-        generator=lambda wildcards: {
-            k: v for k, v in GENERATORS[wildcards.generator].items() if k != "train"
-        },
+        generator=lambda wildcards: GENERATORS[wildcards.generator].sample_params(),
         directory=generator_dir,
     script:
         "../workflow_scripts/synthesize.py"
@@ -68,14 +66,15 @@ rule train_judge:
         "results/benchmarks/train_judge/{model}/{dataset}.tsv"
     conda:
         "../envs/weightscape.yaml"
-    threads: config["train"]["threads"]
+    threads: SETTINGS.execution.threads
     resources:
         mem_mb=6000,
         runtime="4h",
-        gpu=int(config["train"]["device"] == "cuda"),
+        gpu=GPUS,
     params:
-        train={k: v for k, v in config["train"].items() if k != "epochs"},  # its own epochs
-        judge=config["fidelity"]["judge"],
+        # the judge trains for its own epochs, with every other train setting
+        train={k: v for k, v in SETTINGS.train.params().items() if k != "epochs"},
+        judge=SETTINGS.sections["fidelity"]["judge"],
     script:
         "../workflow_scripts/train_judge.py"
 
@@ -103,8 +102,9 @@ rule fidelity:
     resources:
         mem_mb=6000,
         runtime="30m",
+        gpu=GPUS,
     params:
-        diversity=config["diversity"],
+        diversity=SETTINGS.sections["diversity"],
     script:
         "../workflow_scripts/fidelity.py"
 

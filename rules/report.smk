@@ -24,7 +24,7 @@ rule plots:
         mem_mb=4000,
         runtime="20m",
     params:
-        plots=config["plots"],
+        plots=SETTINGS.sections["plots"],
         archives=esd_archives(),
     script:
         "../workflow_scripts/plots.py"
@@ -35,7 +35,7 @@ rule summary_md:
         tests="results/compare/family_tests.csv",
         distances="results/compare/condition_distances.csv",
         effects="results/compare/family_effects.csv",
-        runs="results/summary/runs.csv",
+        outcomes="results/compare/outcome_tests.csv",
         fidelity=["results/synthetic/fidelity.csv"] if USED_GENERATORS else [],
     output:
         report("results/summary.md", caption="../report/summary.rst", category="Answer"),

@@ -17,7 +17,7 @@ rule spectra_reference:
         mem_mb=4000,
         runtime="1h",
     params:
-        spectra=config["spectra"],
+        spectra=SETTINGS.spectra_params(),
     script:
         "../workflow_scripts/spectra.py"
 
@@ -41,7 +41,7 @@ rule spectra_run:
         mem_mb=4000,
         runtime="1h",
     params:
-        spectra=config["spectra"],
+        spectra=SETTINGS.spectra_params(),
     script:
         "../workflow_scripts/spectra.py"
 
@@ -66,7 +66,7 @@ rule spectra_delta:
         mem_mb=4000,
         runtime="1h",
     params:
-        spectra=config["spectra"],
+        spectra=SETTINGS.spectra_params(),
     script:
         "../workflow_scripts/spectra.py"
 
@@ -85,6 +85,6 @@ rule summarize_spectra:
         mem_mb=4000,
         runtime="10m",
     params:
-        table_keys=spectra_table_keys(),
+        families=condition_families(),
     script:
         "../workflow_scripts/summarize_spectra.py"

@@ -13,7 +13,5 @@ rule summarize_runs:
     resources:
         mem_mb=2000,
         runtime="10m",
-    params:
-        run_keys=[{"dataset": run["dataset"], "model": run["model"]} for run in RUNS],
     script:
         "../workflow_scripts/summarize_runs.py"

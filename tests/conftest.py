@@ -37,6 +37,13 @@ def tiny_dataset_config(**overrides) -> dict:
             "test_per_class": 6, "split_seed": 0, "root": None, "download": False, **overrides}
 
 
+def tiny_dataset(**overrides):
+    """tiny_dataset_config as the settings object the data stage takes (schema defaults filled in)."""
+    from weightscape.settings import Dataset
+
+    return Dataset.from_config({"image_size": 32, **tiny_dataset_config(**overrides)})
+
+
 def base_config(**overrides) -> dict:
     """A small valid config (dict) for validation tests."""
     config = {

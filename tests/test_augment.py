@@ -232,11 +232,16 @@ def test_augmentation_is_applied_anew_each_epoch_in_the_unaugmented_order(fashio
     assert (per_image_change > 0.05).float().mean() > 0.9  # fresh draws for (nearly) every image
 
 
-def test_worker_processes_are_deterministic(fashion):
+def test_worker_processes_draw_exactly_what_the_training_process_draws(fashion):
+    # num_workers only steers execution (it is no rerun trigger): the augmented batches are the same bytes
     images, labels = fashion[0][:16], fashion[1][:16]
-    a = epoch(images, labels, LITE0, PAPER["auto1"], seed=2, num_workers=1)
-    b = epoch(images, labels, LITE0, PAPER["auto1"], seed=2, num_workers=1)
-    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    in_process = epoch(images, labels, LITE0, PAPER["auto1"], seed=2, num_workers=0)
+    for workers in (1, 3):
+        background = epoch(images, labels, LITE0, PAPER["auto1"], seed=2, num_workers=workers)
+        assert torch.equal(background[0], in_process[0]) and torch.equal(background[1], in_process[1])
+    global_state = torch.get_rng_state()
+    epoch(images, labels, LITE0, PAPER["auto1"], seed=2, num_workers=2)
+    assert torch.equal(torch.get_rng_state(), global_state)  # dropout masks keep their own stream
     clean = epoch(images, labels, LITE0, [], seed=2, num_workers=1)
     assert torch.equal(clean[0], to_model_inputs(images, LITE0)[order_of(16, 8, seed=2)])
 

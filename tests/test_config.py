@@ -185,3 +185,50 @@ def test_cli_check_config_lists_the_grid_or_one_error_line(tmp_path, capsys, fas
     bad.write_text(yaml.safe_dump(base_config(seeds=[])))
     assert main(["check-config", str(bad)]) == 1
     assert capsys.readouterr().err.strip() == "weightscape: config error: seeds: needs at least 1 item(s), got 0"
+
+
+def test_schema_enums_match_the_registries_they_name():
+    """Each schema enum lists exactly the names of the registry that serves it (one fails when either side gains
+    a name the other lacks)."""
+    from weightscape.config import schema
+    from weightscape.config.conditions import AUGMENT_SOURCES, DIVERSITY_KINDS, MIX_SCHEMES, STACKED_PRESETS
+    from weightscape.augment import TRANSFORMS
+    from weightscape.data.corruptions import CORRUPTIONS
+    from weightscape.data.sources import SOURCES
+    from weightscape.names import FAMILIES
+    from weightscape.spectra import CONVENTIONS
+    from weightscape.synth.generate import SYNTHESIZERS
+    from weightscape.train import OPTIMIZERS
+
+    s, p = schema(), "properties"
+    condition = s[p]["conditions"]["items"][p]
+    pairs = {
+        "datasets[].source": (s[p]["datasets"]["items"][p]["source"]["enum"], SOURCES),
+        "train.optimizer": (s[p]["train"][p]["optimizer"]["enum"], {o for o, _ in OPTIMIZERS}),
+        "train.weight_decay_mode": (s[p]["train"][p]["weight_decay_mode"]["enum"], {m for _, m in OPTIMIZERS}),
+        "generators[].kind": (s[p]["generators"]["items"][p]["kind"]["enum"], SYNTHESIZERS),
+        "families.diversity.augment": (s[p]["families"][p]["diversity"][p]["augment"]["items"]["enum"],
+                                       AUGMENT_SOURCES),
+        "families.diversity.stacked": (s[p]["families"][p]["diversity"][p]["stacked"]["items"]["enum"],
+                                       STACKED_PRESETS),
+        "corruption": (s["$defs"]["corruption"]["enum"], CORRUPTIONS),
+        "ood.corruptions default": (s[p]["ood"][p]["corruptions"]["default"], CORRUPTIONS),
+        "conditions[].family": (condition["family"]["enum"], FAMILIES),
+        "conditions[].kind": (condition["kind"]["enum"], DIVERSITY_KINDS + MIX_SCHEMES),
+        "conditions[].mix.scheme": (condition["mix"][p]["scheme"]["enum"], MIX_SCHEMES),
+        "spectra.convention": (s[p]["spectra"][p]["convention"]["enum"], CONVENTIONS),
+    }
+    for key, (enum, registry) in pairs.items():
+        assert sorted(enum) == sorted(registry), key
+    assert set(AUGMENT_SOURCES) <= set(TRANSFORMS)
+
+
+def test_a_weights_file_that_is_no_checkpoint_fails_the_config_check(tmp_path, fashion_root):
+    broken = tmp_path / "model.safetensors"
+    broken.write_bytes(b"not a checkpoint")
+    config = base_config(models=[{"name": "lite0", "arch": "efficientnet_lite0", "weights": str(broken)}])
+    with pytest.raises(ConfigError) as error:
+        validate_config(config)
+    message = str(error.value)
+    assert message.startswith("models[0].weights: ") and str(broken) in message and "\n" not in message
+    assert "not a readable checkpoint" in message

@@ -5,12 +5,13 @@ import pytest
 from PIL import Image
 from skimage import data as skdata
 
-from conftest import tiny_dataset_config
+from conftest import tiny_dataset
 from weightscape.data.canonical import balanced_indices, load_split, save_split
 from weightscape.data.ood import make_ood_sets
 from weightscape.data.prepare import prepare_dataset, prepare_judge_split
 from weightscape.data.sources import SOURCES, SourceError
 from weightscape.io import read_json
+from weightscape.settings import Dataset
 
 
 def test_fashion_mnist_reader_reads_the_real_files(fashion_root):
@@ -25,7 +26,7 @@ def test_fashion_mnist_reader_reads_the_real_files(fashion_root):
 
 
 def test_prepare_writes_balanced_disjoint_seeded_splits(tmp_path, fashion_root):
-    summary = prepare_dataset(tiny_dataset_config(split_seed=3) | {"root": None}, tmp_path / "a")
+    summary = prepare_dataset(tiny_dataset(split_seed=3), tmp_path / "a")
     assert summary["sizes"] == {"train": 80, "val": 20, "test": 60}
     assert read_json(tmp_path / "a" / "classes.json")["classes"] == summary["classes"]
     train_x, train_y = load_split(tmp_path / "a" / "train.npz")
@@ -33,8 +34,8 @@ def test_prepare_writes_balanced_disjoint_seeded_splits(tmp_path, fashion_root):
     assert np.bincount(train_y).tolist() == [8] * 10 and np.bincount(val_y).tolist() == [2] * 10
     train_rows = {img.tobytes() for img in train_x}
     assert not any(img.tobytes() in train_rows for img in val_x)
-    prepare_dataset(tiny_dataset_config(split_seed=3) | {"root": None}, tmp_path / "b")
-    prepare_dataset(tiny_dataset_config(split_seed=4) | {"root": None}, tmp_path / "c")
+    prepare_dataset(tiny_dataset(split_seed=3), tmp_path / "b")
+    prepare_dataset(tiny_dataset(split_seed=4), tmp_path / "c")
     assert np.array_equal(load_split(tmp_path / "b" / "train.npz")[0], train_x)
     assert not np.array_equal(load_split(tmp_path / "c" / "train.npz")[0], train_x)
 
@@ -66,7 +67,7 @@ def test_imagefolder_reads_and_resizes_real_photos(tmp_path, layout_split):
     config = {"name": "photos", "source": "imagefolder", "root": str(tmp_path / "photos"), "image_size": 24,
               "train_per_class": 3, "val_per_class": 1, "test_per_class": 1, "split_seed": 0}
     assert SOURCES["imagefolder"].per_class(config) == (4, 1)
-    summary = prepare_dataset(config, tmp_path / "out")
+    summary = prepare_dataset(Dataset.from_config({**config, "download": False}), tmp_path / "out")
     assert summary["classes"] == ["astronaut", "cat", "coffee"]
     images, labels = load_split(tmp_path / "out" / "train.npz")
     assert images.shape == (9, 24, 24, 3) and np.bincount(labels).tolist() == [3, 3, 3]
@@ -77,7 +78,9 @@ def test_imagefolder_reads_and_resizes_real_photos(tmp_path, layout_split):
 def test_judge_split_takes_real_training_images_up_to_the_class_size_and_never_test_ones(tmp_path):
     _photo_folder(tmp_path / "photos", layout_split=True)  # 4 training and 1 test crop per class
     config = {"name": "photos", "source": "imagefolder", "root": str(tmp_path / "photos"), "image_size": 24}
-    summary = prepare_judge_split(config, 10, 0, tmp_path / "judge.npz")
+    dataset = Dataset.from_config({**config, "download": False, "train_per_class": 1, "val_per_class": 0,
+                                   "test_per_class": 1, "split_seed": 0})
+    summary = prepare_judge_split(dataset, 10, 0, tmp_path / "judge.npz")
     assert summary == {"per_class": 4, "n": 12}  # 10 asked, every class has 4: all of them
     images, labels = load_split(tmp_path / "judge.npz")
     raw = SOURCES["imagefolder"].load(config)
@@ -88,7 +91,7 @@ def test_judge_split_takes_real_training_images_up_to_the_class_size_and_never_t
 
 
 def test_judge_split_is_a_seeded_balanced_draw(tmp_path, fashion_root):
-    config = tiny_dataset_config()
+    config = tiny_dataset()
     for name, seed in (("a", 0), ("b", 0), ("c", 1)):
         prepare_judge_split(config, 30, seed, tmp_path / f"{name}.npz")
     (a, labels), (b, _), (c, _) = (load_split(tmp_path / f"{n}.npz") for n in "abc")
@@ -112,7 +115,7 @@ def test_save_split_rejects_non_canonical_arrays(tmp_path):
 
 
 def test_ood_sets_hold_every_severity_of_a_balanced_sample(tmp_path, fashion_root):
-    prepare_dataset(tiny_dataset_config() | {"root": None}, tmp_path)
+    prepare_dataset(tiny_dataset(), tmp_path)
     ood = {"corruptions": ["gaussian_noise", "contrast"], "severities": [1, 5], "test_per_class": 2, "seed": 0}
     out = {name: tmp_path / "ood" / f"{name}.npz" for name in ood["corruptions"]}
     make_ood_sets(tmp_path / "test.npz", ood, out)

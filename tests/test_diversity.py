@@ -104,18 +104,23 @@ def test_class_balanced_sample():
         class_balanced_sample(labels, 44, seed=0)
 
 
-def test_diversity_table(tmp_path):
+def test_diversity_table_reads_each_row_identity_from_its_file_place(tmp_path):
     files = []
-    for name, vs in (("baseline", 21.0), ("noise", 16.0)):
-        write_json(tmp_path / f"{name}.json", {"n": 200, "vendi_pixel": 5.9, "vendi_embedding": vs, "rho": 1.0,
-                                               "vendi_weighted": vs})
-        files.append(tmp_path / f"{name}.json")
-    keys = [{"dataset": "fm", "condition": "baseline"}, {"dataset": "fm", "condition": "noise"}]
-    table = diversity_table(files, keys)
-    assert list(table.columns[:3]) == ["dataset", "condition", "n"]
-    assert table["vendi_embedding"].tolist() == [21.0, 16.0]
+    for name, vs in (("noise", 16.0), ("baseline", 21.0)):
+        path = tmp_path / "results" / "diversity" / "fm" / "lite0" / f"{name}.json"
+        write_json(path, {"condition": name, "n": 200, "vendi_pixel": 5.9, "vendi_embedding": vs, "rho": 1.0,
+                          "vendi_weighted": vs})
+        files.append(path)
+    table = diversity_table(files)
+    assert list(table.columns[:4]) == ["dataset", "model", "condition", "n"]
+    assert table[["condition", "vendi_embedding"]].values.tolist() == [["noise", 16.0], ["baseline", 21.0]]
+    moved = tmp_path / "results" / "diversity" / "fm" / "lite0" / "other.json"
+    moved.write_text(files[0].read_text())  # says condition "noise", lies in other.json
     with pytest.raises(ValueError, match="disagree"):
-        diversity_table(files[:1], [{"n": 100}])
+        diversity_table([moved])
+    (tmp_path / "noise.json").write_text(files[0].read_text())
+    with pytest.raises(ValueError, match="not a file of the results layout"):
+        diversity_table([tmp_path / "noise.json"])
 
 
 # --------------------------------------------------------------------------- real images, pretrained model

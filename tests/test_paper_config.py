@@ -1,8 +1,6 @@
 """configs/paper.yaml needs the internet and GPUs; offline we check what can be checked: it validates, its DAG
 builds quickly with the full grid, and each of its model builders trains a step with random weights."""
 
-import time
-
 import pytest
 import torch
 import yaml
@@ -18,15 +16,13 @@ def _job_total(output: str) -> int:
 
 
 @pytest.mark.pipeline
-def test_paper_config_dry_run_builds_the_whole_grid_quickly(tmp_path):
-    started = time.perf_counter()
+def test_paper_config_dry_run_builds_the_whole_grid(tmp_path):
+    # its wall time is a benchmark (benchmarks/dry_run.py), not a test: machines of this kind differ 2x
     result = snakemake(tmp_path, "-n", "--quiet", "rules", "--configfile", str(PAPER))
-    seconds = time.perf_counter() - started
     assert result.returncode == 0, result.stderr[-3000:]
     total = _job_total(result.stdout + result.stderr)
     # 2 datasets x 2 models x (21 + 10 synthetic) conditions x 3 seeds = 372 fine-tunes, as many spectra, ...
     assert total >= 500, total
-    assert seconds <= 10, f"dry run of {total} jobs took {seconds:.1f} s"
     assert not (tmp_path / "results").exists()
 
 

@@ -195,6 +195,78 @@ def test_changing_the_learning_rate_reruns_only_the_fine_tunes(smoke):
                 "synthesize", "judge_split"} & set(jobs)
 
 
+def _reordered(value):
+    """The same config with every mapping's keys in another (reversed) order, values unchanged."""
+    if isinstance(value, dict):
+        return {key: _reordered(value[key]) for key in reversed(list(value))}
+    if isinstance(value, list):
+        return [_reordered(item) for item in value]
+    return value
+
+
+def test_restating_the_config_with_its_keys_reordered_reruns_nothing(smoke):
+    workdir, config = smoke
+    reordered = workdir / "reordered.yaml"
+    reordered.write_text(yaml.safe_dump(_reordered(yaml.safe_load(config.read_text())), sort_keys=False))
+    result = snakemake(workdir, "-n", "--cores", "2", "--configfile", str(reordered))
+    assert result.returncode == 0, result.stderr
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("train", [{"threads": 2}, {"num_workers": 2}, {"eval_batch_size": 7}],
+                         ids=lambda t: next(iter(t)))
+def test_execution_settings_rerun_no_job(smoke, train):
+    workdir, config = smoke
+    changed = write_config(workdir / f"{next(iter(train))}.yaml", config, train=train)
+    result = snakemake(workdir, "-n", "--cores", "2", "--configfile", str(changed))
+    assert result.returncode == 0, result.stderr
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_switching_on_delta_spectra_runs_only_the_delta_jobs_and_the_aggregates(smoke):
+    workdir, config = smoke
+    changed = write_config(workdir / "delta.yaml", config, spectra={"delta": True})
+    result = snakemake(workdir, "-n", "--cores", "2", "--configfile", str(changed))
+    assert result.returncode == 0, result.stderr
+    assert job_counts(result.stdout) == {"spectra_delta": 12, "summarize_spectra": 1, "compare": 1, "plots": 1,
+                                          "summary_md": 1, "all": 1, "total": 17}
+
+
+def test_every_result_file_is_readable_by_group_and_others(smoke):
+    workdir, _ = smoke
+    private = [str(path.relative_to(workdir)) for path in (workdir / "results").rglob("*")
+               if path.is_file() and (path.stat().st_mode & 0o044) != 0o044]
+    assert private == []
+
+
+def test_model_rules_ask_for_a_gpu_exactly_when_the_device_is_cuda(tmp_path, fashion_root):
+    """Every rule that runs a model requests the gpu resource from train.device (and no other rule does)."""
+    requested = {}
+    for device in ("cuda", "cpu"):
+        config = write_config(tmp_path / f"{device}.yaml", REPO / "configs" / "smoke.yaml", train={"device": device})
+        result = snakemake(tmp_path, "-n", "--cores", "2", "--configfile", str(config))
+        assert result.returncode == 0, result.stderr
+        requested[device] = _gpu_by_rule(result.stdout)
+    model_rules = {"finetune", "train_judge", "train_generator", "synthesize", "fidelity", "diversity"}
+    assert {rule for rule, gpus in requested["cuda"].items() if gpus == {1}} == model_rules
+    assert all(gpus == {0} for rule, gpus in requested["cuda"].items() if rule not in model_rules)
+    assert all(gpus == {0} for gpus in requested["cpu"].values())
+
+
+def _gpu_by_rule(dry_run_output: str) -> dict[str, set[int]]:
+    """rule -> the gpu values its jobs request, from a dry run's job listing (rule ...: / resources: ...)."""
+    found, rule = {}, None
+    for line in dry_run_output.splitlines():
+        line = line.strip()
+        if line.startswith(("rule ", "localrule ")) and line.endswith(":"):
+            rule = line.split()[1].rstrip(":")
+        elif line.startswith("resources:") and rule:
+            gpus = [int(part.split("=")[1]) for part in line.removeprefix("resources:").split(", ")
+                    if part.strip().startswith("gpu=")]
+            found.setdefault(rule, set()).update(gpus or [0])
+    return found
+
+
 def test_default_config_dry_run_lists_the_grid(tmp_path, fashion_root):
     result = snakemake(tmp_path, "-n", "--cores", "2", "--configfile", str(REPO / "config.yaml"))
     assert result.returncode == 0, result.stderr

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from weightscape import plots, report
+from weightscape.stats import outcome_tests
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 LAYERS = ["conv_stem", "blocks.0.conv", "blocks.1.conv", "classifier"]
@@ -139,7 +140,8 @@ def _tables(runs):
 def test_write_summary(tmp_path, runs):
     tests, distances, effects = _tables(runs)
     out = tmp_path / "results" / "summary.md"
-    text = report.write_summary(tests, distances, effects, runs, out)
+    text = report.write_summary(tests=tests, distances=distances, effects=effects, outcomes=outcome_tests(runs),
+                                out_md=out)
     assert out.read_text() == text
     lines = {l.split("**")[1]: l for l in text.splitlines() if l.startswith("- **") and "(all metrics)" in l}
     assert "closer to dropout" in lines["autoaugment"]
@@ -157,18 +159,22 @@ def test_write_summary(tmp_path, runs):
     assert "expected calibration error" in text and "out-of-distribution accuracy" in text
 
 
-def test_summary_difference_column_and_missing_ci(tmp_path, runs):
+def test_summary_separation_and_missing_ci(tmp_path, runs):
     tests, _, effects = _tables(runs)
+    nan = float("nan")
     distances = pd.DataFrame([
-        dict(condition="augmix", metric="all", distance_dropout=0.2, distance_weight_decay=0.3,
-             difference=0.1, difference_ci_low=-0.05, difference_ci_high=0.25),
-        dict(condition="auto1", metric="all", distance_dropout=0.4, distance_weight_decay=0.1,
-             difference=-0.3, difference_ci_low=-0.4, difference_ci_high=-0.2),
-        dict(condition="auto2", metric="all", distance_dropout=0.1, distance_weight_decay=0.3),
+        dict(condition="augmix", metric="all", distance_dropout=0.2, ci_low_dropout=0.1, ci_high_dropout=0.31,
+             distance_weight_decay=0.4, ci_low_weight_decay=0.3, ci_high_weight_decay=0.5, closer_to="dropout"),
+        dict(condition="auto1", metric="all", distance_dropout=0.4, ci_low_dropout=0.35, ci_high_dropout=0.45,
+             distance_weight_decay=0.1, ci_low_weight_decay=0.05, ci_high_weight_decay=0.15,
+             closer_to="weight_decay"),
+        dict(condition="auto2", metric="all", distance_dropout=0.1, ci_low_dropout=nan, ci_high_dropout=nan,
+             distance_weight_decay=0.3, ci_low_weight_decay=nan, ci_high_weight_decay=nan, closer_to="dropout"),
     ])
-    text = report.write_summary(tests, distances, effects, runs, tmp_path / "s.md")
+    text = report.write_summary(tests=tests, distances=distances, effects=effects, outcomes=outcome_tests(runs),
+                                out_md=tmp_path / "s.md")
     lines = {l.split("**")[1]: l for l in text.splitlines() if l.startswith("- **") and "(all metrics)" in l}
-    assert "inconclusive" in lines["augmix"]
+    assert "inconclusive (confidence intervals overlap)" in lines["augmix"]  # 0.31 > 0.30: they touch
     assert "closer to weight decay" in lines["auto1"]
     assert "inconclusive (no confidence intervals)" in lines["auto2"]
 
@@ -180,7 +186,8 @@ def test_summary_reads_class_consistency_against_the_judge(tmp_path, runs):
                                   fd_efficientnet_lite0=451.2, fd_efficientnet_lite0_real_train_vs_test=248.3,
                                   vendi_embedding_synthetic=13.79, vendi_embedding_real=15.89,
                                   vendi_pixel_synthetic=24.9, vendi_pixel_real=26.91)])
-    text = report.write_summary(tests, distances, effects, runs, tmp_path / "s.md", fidelity=fidelity)
+    text = report.write_summary(tests=tests, distances=distances, effects=effects, outcomes=outcome_tests(runs),
+                                out_md=tmp_path / "s.md", fidelity=fidelity)
     line = next(l for l in text.splitlines() if l.startswith("- **ddpm**"))
     assert ("class consistency 0.888 (the judge's accuracy on real test images: 0.893, trained on 10000 real "
             "images)") in line

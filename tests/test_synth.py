@@ -120,7 +120,7 @@ def test_ddpm_checkpoint_of_other_settings_is_not_resumed(real_split, tmp_path):
 @pytest.fixture(scope="module")
 def tiny_generator(real_split, tmp_path_factory):
     directory = tmp_path_factory.mktemp("generator")
-    train_ddpm(real_split, CLASSES, TINY_TRAIN, directory, directory / "checkpoint.pt", {"dataset": "tiny"})
+    train_ddpm(real_split, CLASSES, TINY_TRAIN, directory, directory / "checkpoint.pt", identity={"dataset": "tiny"})
     return directory
 
 
@@ -159,38 +159,45 @@ def test_load_ddpm_errors_name_the_file(tiny_generator, tmp_path):
         load_ddpm(broken)
 
 
+def _generator(**fields):
+    """A generator's settings object with the fields a test sets (the rest as the schema's defaults would be)."""
+    from weightscape.settings import Generator
+
+    return Generator(**{"weights": None, "prompt": "a photo of a {class}", "resolution": 512, "train": {}, **fields})
+
+
 def test_synthesize_writes_canonical_images_and_refuses_other_data(tiny_generator, real_split, tmp_path):
-    generator = {"name": "tiny", "kind": "ddpm", "per_class": 2, "sample": SAMPLE}
-    info = synthesize(generator, str(tiny_generator), CLASSES, real_split, torch.device("cpu"),
-                      tmp_path / "train.npz", tmp_path / "generator.json")
+    generator = _generator(name="tiny", kind="ddpm", per_class=2, sample=SAMPLE)
+    info = synthesize(generator, str(tiny_generator), CLASSES, real_split, device=torch.device("cpu"),
+                      out_images=tmp_path / "train.npz", out_info=tmp_path / "generator.json")
     images, labels = load_split(tmp_path / "train.npz")
     assert images.shape == (6, 16, 16, 1) and labels.tolist() == [0, 0, 1, 1, 2, 2]
     assert info["generator"]["weights_sha256"] == file_sha256(tiny_generator / "unet.safetensors")
     assert json.loads((tmp_path / "generator.json").read_text())["images"] == 6
     with pytest.raises(GeneratorError, match="trained on classes"):
-        synthesize(generator, str(tiny_generator), ["a", "b", "c"], real_split, torch.device("cpu"),
-                   tmp_path / "x.npz", tmp_path / "x.json")
+        synthesize(generator, str(tiny_generator), ["a", "b", "c"], real_split, device=torch.device("cpu"),
+                   out_images=tmp_path / "x.npz", out_info=tmp_path / "x.json")
     bigger = tmp_path / "bigger.npz"
     save_split(bigger, np.zeros((3, 28, 28, 1), np.uint8), np.arange(3))
     with pytest.raises(GeneratorError, match=r"makes \(16, 16, 1\) images"):
-        synthesize(generator, str(tiny_generator), CLASSES, bigger, torch.device("cpu"), tmp_path / "y.npz",
-                   tmp_path / "y.json")
+        synthesize(generator, str(tiny_generator), CLASSES, bigger, device=torch.device("cpu"),
+                   out_images=tmp_path / "y.npz", out_info=tmp_path / "y.json")
     assert not (tmp_path / "x.npz").exists() and not (tmp_path / "y.npz").exists()
 
 
 # -------------------------------------------------------------------------------------------- Stable Diffusion
 def test_stable_diffusion_path_loads_a_saved_pipeline_by_path_and_samples(tmp_path, real_split):
     pipeline_dir = save_tiny_pipeline(tmp_path)
-    generator = {"name": "sd", "kind": "stable_diffusion", "per_class": 2, "prompt": "a photo of a {class}",
-                 "resolution": 16, "sample": {**SAMPLE, "batch_size": 4}}
-    info = synthesize(generator, str(pipeline_dir), CLASSES, real_split, torch.device("cpu"),
-                      tmp_path / "sd.npz", tmp_path / "sd.json")
+    generator = _generator(name="sd", kind="stable_diffusion", per_class=2, prompt="a photo of a {class}",
+                           resolution=16, sample={**SAMPLE, "batch_size": 4})
+    info = synthesize(generator, str(pipeline_dir), CLASSES, real_split, device=torch.device("cpu"),
+                      out_images=tmp_path / "sd.npz", out_info=tmp_path / "sd.json")
     images, labels = load_split(tmp_path / "sd.npz")
     assert images.shape == (6, 16, 16, 1) and images.dtype == np.uint8  # fitted to the real data's shape
     assert labels.tolist() == [0, 0, 1, 1, 2, 2] and images.std() > 0
     assert info["pipeline"] == str(pipeline_dir) and info["prompt"] == "a photo of a {class}"
-    synthesize(generator, str(pipeline_dir), CLASSES, real_split, torch.device("cpu"), tmp_path / "again.npz",
-               tmp_path / "again.json")
+    synthesize(generator, str(pipeline_dir), CLASSES, real_split, device=torch.device("cpu"),
+               out_images=tmp_path / "again.npz", out_info=tmp_path / "again.json")
     assert np.array_equal(images, load_split(tmp_path / "again.npz")[0])
 
 

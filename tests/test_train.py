@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import tiny_dataset_config
+from conftest import tiny_dataset
 from weightscape.augment import augmented_epochs
 from weightscape.checkpoints import load_checkpoint
 from weightscape.config.conditions import make_condition, noise
@@ -16,13 +16,15 @@ from weightscape.data.canonical import load_split
 from weightscape.data.prepare import prepare_dataset, prepare_judge_split
 from weightscape.data.ood import make_ood_sets
 from weightscape.io import atomic_path
-from weightscape.runs import finetune_run, make_reference, train_judge
 from weightscape.inputs import InputSpec, to_model_inputs
+from weightscape.runs import JudgeOutputs, RunOutputs, finetune_run, make_reference, train_judge
+from weightscape.settings import Condition, Execution, Model, TrainSettings
 from weightscape.train import (ResumePoint, classification_metrics, evaluate, expected_calibration_error, fit,
                                make_optimizer, tensor_batches)
 
-TRAIN = {"optimizer": "adam", "lr": 1e-2, "momentum": 0.9, "batch_size": 8, "epochs": 3,
-         "weight_decay_mode": "coupled", "eval_batch_size": 16, "device": "cpu", "threads": 1, "num_workers": 0}
+TRAIN = TrainSettings(optimizer="adam", lr=1e-2, momentum=0.9, batch_size=8, epochs=3, weight_decay_mode="coupled",
+                      bf16=True)
+CPU = Execution(device="cpu", threads=1, num_workers=0, eval_batch_size=16)
 
 
 def test_ece_matches_a_hand_computed_value():
@@ -59,7 +61,7 @@ def test_coupled_and_decoupled_weight_decay_differ_as_documented():
         weight = nn.Parameter(torch.full((3,), 2.0))
         model = nn.Module()
         model.weight = weight
-        optimizer = make_optimizer(model, TRAIN | {"lr": 0.1, "weight_decay_mode": mode}, weight_decay=0.5)
+        optimizer = make_optimizer(model, TRAIN.replace(lr=0.1, weight_decay_mode=mode), weight_decay=0.5)
         weight.grad = torch.zeros(3)
         optimizer.step()
         return type(optimizer), weight.detach()
@@ -90,8 +92,8 @@ def test_fit_learns_and_is_deterministic_per_seed():
     runs = {}
     for name, seed in (("a", 1), ("b", 1), ("c", 2)):
         model = _toy_model()
-        curve = fit(model, tensor_batches(x, y, 8), TRAIN | {"epochs": 15}, 0.0, seed, torch.device("cpu"),
-                    val=(x, y))
+        curve = fit(model, tensor_batches(x, y, 8), TRAIN.replace(epochs=15), weight_decay=0.0, seed=seed,
+                    execution=CPU, val=(x, y))
         runs[name] = (curve, torch.cat([p.flatten() for p in model.parameters()]))
     curve = runs["a"][0]
     assert curve[-1]["train_loss"] < 0.5 * curve[0]["train_loss"]
@@ -128,18 +130,19 @@ def test_fit_resumes_from_its_epoch_checkpoint_exactly(tmp_path, augmented):
     model = _toy_model() if not augmented else nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Dropout(0.3),
                                                              nn.Linear(144, 2))
     initial = {k: v.clone() for k, v in model.state_dict().items()}
-    straight = fit(model, batches(), TRAIN | {"epochs": 4}, 1e-3, 5, torch.device("cpu"))
+    straight = fit(model, batches(), TRAIN.replace(epochs=4), weight_decay=1e-3, seed=5, execution=CPU)
     expected = {k: v.clone() for k, v in model.state_dict().items()}
 
     point = ResumePoint(tmp_path / "checkpoint.pt", {"run": "a"})
     model.load_state_dict(initial)
     with pytest.raises(Killed):
-        fit(model, batches(), TRAIN | {"epochs": 4}, 1e-3, 5, torch.device("cpu"), progress=_killed_after(2),
-            checkpoint=point)
+        fit(model, batches(), TRAIN.replace(epochs=4), weight_decay=1e-3, seed=5, execution=CPU,
+            progress=_killed_after(2), checkpoint=point)
     assert torch.load(point.path, weights_only=False)["epoch"] == 2
     model.load_state_dict(initial)  # a new process starts from the reference again
     torch.manual_seed(123)  # and with whatever global RNG state
-    resumed = fit(model, batches(), TRAIN | {"epochs": 4}, 1e-3, 5, torch.device("cpu"), checkpoint=point)
+    resumed = fit(model, batches(), TRAIN.replace(epochs=4), weight_decay=1e-3, seed=5, execution=CPU,
+                  checkpoint=point)
     assert resumed == straight
     assert all(torch.equal(model.state_dict()[k], expected[k]) for k in expected)
 
@@ -148,8 +151,8 @@ def test_checkpoint_of_other_settings_is_ignored(tmp_path):
     x, y = _toy_problem()
     point = ResumePoint(tmp_path / "checkpoint.pt", {"lr": 1})
     with pytest.raises(Killed):
-        fit(_toy_model(), tensor_batches(x, y, 8), TRAIN, 0.0, 0, torch.device("cpu"), progress=_killed_after(1),
-            checkpoint=point)
+        fit(_toy_model(), tensor_batches(x, y, 8), TRAIN, weight_decay=0.0, seed=0, execution=CPU,
+            progress=_killed_after(1), checkpoint=point)
     assert ResumePoint(point.path, {"lr": 2}).load() is None and point.load()["epoch"] == 1
     point.path.write_bytes(b"torn")
     assert point.load() is None
@@ -158,7 +161,8 @@ def test_checkpoint_of_other_settings_is_ignored(tmp_path):
 def test_fit_reports_divergence_clearly():
     x, y = _toy_problem()
     with pytest.raises(FloatingPointError, match="lower train.lr"):
-        fit(_toy_model(), tensor_batches(x * 1e30, y, 8), TRAIN | {"lr": 1e10}, 0.0, 0, torch.device("cpu"))
+        fit(_toy_model(), tensor_batches(x * 1e30, y, 8), TRAIN.replace(lr=1e10), weight_decay=0.0, seed=0,
+            execution=CPU)
 
 
 def test_atomic_path_leaves_nothing_on_failure(tmp_path):
@@ -174,19 +178,22 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path):
 def tiny_pipeline_inputs(tmp_path_factory, fashion_root):
     """Real Fashion-MNIST subset + OOD sets + the real pretrained EfficientNet-Lite0 reference."""
     root = tmp_path_factory.mktemp("tiny")
-    prepare_dataset(tiny_dataset_config() | {"root": None, "split_seed": 0}, root / "data")
+    prepare_dataset(tiny_dataset(), root / "data")
     ood = {"corruptions": ["gaussian_noise", "fog"], "severities": [1, 3], "test_per_class": 2, "seed": 0}
     ood_files = {name: root / "data" / "ood" / f"{name}.npz" for name in ood["corruptions"]}
     make_ood_sets(root / "data" / "test.npz", ood, ood_files)
-    model = {"name": "lite0", "arch": "efficientnet_lite0", "weights": "pretrained", "image_size": 32}
-    make_reference(model, root / "data" / "classes.json", 0, root / "ref.safetensors", root / "ref.json")
+    model = Model(name="lite0", arch="efficientnet_lite0", weights="pretrained", image_size=32)
+    make_reference(model, root / "data" / "classes.json", 0, weights_out=root / "ref.safetensors",
+                   info_out=root / "ref.json")
     return root, list(ood_files.values())
 
 
-def _run(root, ood_files, condition, out, seed=0):
-    return finetune_run(root / "ref.safetensors", root / "ref.json", root / "data", ood_files, condition,
-                        TRAIN | {"lr": 1e-3, "epochs": 2}, seed, torch.device("cpu"), out / "weights.safetensors",
-                        out / "curve.csv", out / "metrics.json", checkpoint=out / "checkpoint.pt")
+def _run(root, ood_files, condition, out, seed=0, execution=CPU):
+    return finetune_run(reference=root / "ref.safetensors", reference_info=root / "ref.json", data_dir=root / "data",
+                        ood_files=ood_files, condition=Condition.from_dict(condition),
+                        train=TRAIN.replace(lr=1e-3, epochs=2), seed=seed, execution=execution,
+                        outputs=RunOutputs(out / "weights.safetensors", out / "curve.csv", out / "metrics.json"),
+                        checkpoint=out / "checkpoint.pt")
 
 
 def test_finetune_run_is_reproducible_byte_for_byte(tiny_pipeline_inputs, tmp_path):
@@ -224,7 +231,7 @@ def test_training_sees_the_augmented_images(tiny_pipeline_inputs):
                          ("flipped", augmented_epochs(images, labels, spec, [{"name": "vflip", "args": {"p": 1.0}}], 8))):
         model = _toy_model_for(spec)
         model.register_forward_pre_hook(capture(name))
-        fit(model, epochs, TRAIN | {"epochs": 1}, 0.0, 0, torch.device("cpu"))
+        fit(model, epochs, TRAIN.replace(epochs=1), weight_decay=0.0, seed=0, execution=CPU)
     assert torch.allclose(seen["flipped"], seen["clean"].flip(-2), atol=1e-5)
     assert not torch.allclose(seen["flipped"], seen["clean"], atol=1e-3)
 
@@ -246,12 +253,13 @@ def test_finetune_with_noise_differs_from_baseline_and_is_reproducible(tiny_pipe
 
 def test_judge_learns_from_its_own_real_split_and_reloads_to_the_same_accuracy(tiny_pipeline_inputs, tmp_path):
     root, _ = tiny_pipeline_inputs
-    prepare_judge_split(tiny_dataset_config(), 20, 0, tmp_path / "judge_train.npz")
+    prepare_judge_split(tiny_dataset(), 20, 0, tmp_path / "judge_train.npz")
     classes = json.loads((root / "data" / "classes.json").read_text())["classes"]
     out = {name: tmp_path / name for name in ("weights.safetensors", "model.json", "metrics.json")}
-    metrics = train_judge(root / "ref.safetensors", root / "ref.json", tmp_path / "judge_train.npz",
-                          root / "data" / "test.npz", classes, TRAIN | {"lr": 1e-3}, {"epochs": 2, "seed": 0},
-                          torch.device("cpu"), *out.values())
+    metrics = train_judge(reference=root / "ref.safetensors", reference_info=root / "ref.json",
+                          judge_npz=tmp_path / "judge_train.npz", test_npz=root / "data" / "test.npz", classes=classes,
+                          train=TRAIN.replace(lr=1e-3), judge={"epochs": 2, "seed": 0}, execution=CPU,
+                          outputs=JudgeOutputs(*out.values()))
     test_images, test_labels = load_split(root / "data" / "test.npz")
     reference, info = load_checkpoint(root / "ref.safetensors", root / "ref.json")
     spec = InputSpec.from_info(info)

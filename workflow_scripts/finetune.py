@@ -1,15 +1,17 @@
 """Adapter: rule finetune -> weightscape.runs.finetune_run."""
 from pathlib import Path
 
-from weightscape.runtime import job_logging, pick_device, pin_threads, progress
+from weightscape.runtime import job_logging, pin_threads, progress
+from weightscape.settings import Execution, Settings
 
 with job_logging(snakemake.log[0]) as log_stream:
     pin_threads(snakemake.threads)
-    from weightscape.runs import finetune_run
+    from weightscape.runs import RunOutputs, finetune_run
 
-    train = snakemake.params.train
-    finetune_run(snakemake.input.reference, snakemake.input.reference_info, Path(snakemake.input.data[0]).parent,
-                 snakemake.input.ood, snakemake.params.condition, train, int(snakemake.wildcards.seed),
-                 pick_device(train["device"]), snakemake.output.weights, snakemake.output.curve,
-                 snakemake.output.metrics, progress=lambda it: progress(it, log_stream, desc="epochs"),
-                 synthetic_npz=(snakemake.input.synthetic or [None])[0], checkpoint=snakemake.params.checkpoint)
+    settings, i, w = Settings.from_config(snakemake.config), snakemake.input, snakemake.wildcards
+    finetune_run(reference=i.reference, reference_info=i.reference_info, data_dir=Path(i.data[0]).parent,
+                 ood_files=i.ood, synthetic_npz=(i.synthetic or [None])[0], condition=settings.conditions[w.condition],
+                 train=settings.train, seed=int(w.seed),
+                 execution=Execution.from_config(snakemake.config, threads=snakemake.threads),
+                 outputs=RunOutputs(**dict(snakemake.output.items())), checkpoint=snakemake.params.checkpoint,
+                 progress=lambda it: progress(it, log_stream, desc="epochs"))

@@ -2,9 +2,11 @@
 from pathlib import Path
 
 from weightscape.runtime import job_logging, pin_threads
+from weightscape.settings import Settings
 
 with job_logging(snakemake.log[0]):
     pin_threads(snakemake.threads)
     from weightscape.data.prepare import prepare_dataset
 
-    prepare_dataset(snakemake.params.dataset, Path(snakemake.output.classes).parent)
+    dataset = Settings.from_config(snakemake.config).datasets[snakemake.wildcards.dataset]
+    prepare_dataset(dataset, Path(snakemake.output.classes).parent)

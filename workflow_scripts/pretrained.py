@@ -1,9 +1,11 @@
 """Adapter: rule pretrained -> weightscape.runs.make_reference."""
 from weightscape.runtime import job_logging, pin_threads
+from weightscape.settings import Settings
 
 with job_logging(snakemake.log[0]):
     pin_threads(snakemake.threads)
     from weightscape.runs import make_reference
 
-    make_reference(snakemake.params.model, snakemake.input.classes, int(snakemake.wildcards.seed),
-                   snakemake.output.weights, snakemake.output.info)
+    model = Settings.from_config(snakemake.config).models[snakemake.wildcards.model]
+    make_reference(model, snakemake.input.classes, int(snakemake.wildcards.seed),
+                   weights_out=snakemake.output.weights, info_out=snakemake.output.info)

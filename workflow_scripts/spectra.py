@@ -1,5 +1,6 @@
 """Adapter: rules spectra_reference / spectra_run / spectra_delta -> weightscape.spectra.outputs.write_spectra."""
 from weightscape.runtime import job_logging, pin_threads, progress
+from weightscape.settings import Settings
 
 with job_logging(snakemake.log[0]) as log_stream:
     pin_threads(snakemake.threads)
@@ -8,6 +9,6 @@ with job_logging(snakemake.log[0]) as log_stream:
 
     model, _ = load_checkpoint(snakemake.input.weights, snakemake.input.info)
     base = load_checkpoint(snakemake.input.base, snakemake.input.info)[0] if "base" in snakemake.input.keys() else None
-    write_spectra(model, snakemake.params.spectra, snakemake.output.csv, snakemake.output.parquet,
-                  snakemake.output.eigenvalues, base_model=base,
-                  progress=lambda it, **kw: progress(it, log_stream, desc="layers", **kw))
+    o = snakemake.output
+    write_spectra(model, Settings.from_config(snakemake.config).spectra_params(), o.csv, o.parquet, o.eigenvalues,
+                  base_model=base, progress=lambda it, **kw: progress(it, log_stream, desc="layers", **kw))

@@ -4,4 +4,4 @@ from weightscape.runtime import job_logging
 with job_logging(snakemake.log[0]):
     from weightscape.tables import write_layers_table
 
-    write_layers_table(snakemake.input.layers, snakemake.params.table_keys, snakemake.output.layers)
+    write_layers_table(snakemake.input.layers, snakemake.params.families, snakemake.output.layers)

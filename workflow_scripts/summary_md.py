@@ -7,5 +7,6 @@ with job_logging(snakemake.log[0]):
     from weightscape.report import write_summary
 
     i = snakemake.input
-    write_summary(pd.read_csv(i.tests), pd.read_csv(i.distances), pd.read_csv(i.effects), pd.read_csv(i.runs),
-                  snakemake.output[0], fidelity=pd.read_csv(i.fidelity[0]) if i.fidelity else None)
+    write_summary(tests=pd.read_csv(i.tests), distances=pd.read_csv(i.distances), effects=pd.read_csv(i.effects),
+                  outcomes=pd.read_csv(i.outcomes), out_md=snakemake.output[0],
+                  fidelity=pd.read_csv(i.fidelity[0]) if i.fidelity else None)

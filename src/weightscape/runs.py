@@ -7,6 +7,8 @@ stages are callable from tests and notebooks.
 from __future__ import annotations
 
 import logging
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -20,36 +22,72 @@ from weightscape.data.canonical import load_split
 from weightscape.inputs import InputSpec, to_model_inputs
 from weightscape.io import file_sha256, read_json, write_csv, write_json
 from weightscape.models import build_model, insert_dropout
+from weightscape.settings import Condition, Execution, Mix, Model, TrainSettings
 from weightscape.train import (ResumePoint, accuracy_by_class, classification_metrics, evaluate, fit, predict,
                                tensor_batches)
 
 log = logging.getLogger(__name__)
 
 
-def make_reference(model_cfg: dict, classes_json: str | Path, seed: int, weights_out: str | Path,
+class PhaseClock:
+    """Wall seconds of a job's phases (load, train, evaluate, write), logged so that benchmarks/grid_profile.py
+    can split a job's time without a profiler."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.seconds[phase] = self.seconds.get(phase, 0.0) + now - self._last
+        self._last = now
+
+    def __str__(self) -> str:
+        return ", ".join(f"{phase} {seconds:.2f}" for phase, seconds in self.seconds.items())
+
+
+def make_reference(model: Model, classes_json: str | Path, seed: int, *, weights_out: str | Path,
                    info_out: str | Path) -> dict:
     """The starting point of fine-tuning: pretrained backbone + a new head initialized with `seed`."""
     num_classes = len(read_json(classes_json)["classes"])
-    built = build_model(model_cfg["arch"], num_classes, weights=model_cfg["weights"], head_seed=seed)
-    info = {"arch": model_cfg["arch"], "weights": model_cfg["weights"], "num_classes": num_classes,
-            "image_size": model_cfg["image_size"], "mean": list(built.mean), "std": list(built.std),
+    built = build_model(model.arch, num_classes, weights=model.weights, head_seed=seed)
+    info = {"arch": model.arch, "weights": model.weights, "num_classes": num_classes,
+            "image_size": model.image_size, "mean": list(built.mean), "std": list(built.std),
             "classifier": built.classifier_name, "head_seed": seed,
             "parameters": sum(p.numel() for p in built.module.parameters())}
     save_weights(built.module, weights_out)
     write_json(info_out, info)
-    log.info("reference %s: %d parameters, %d classes", model_cfg["arch"], info["parameters"], num_classes)
+    log.info("reference %s: %d parameters, %d classes", model.arch, info["parameters"], num_classes)
     return info
 
 
-def training_mix(real: tuple[np.ndarray, np.ndarray], synthetic_npz: str | Path | None, mix: dict,
+@dataclass(frozen=True)
+class RunOutputs:
+    """The files of one fine-tuning run (rule finetune's outputs)."""
+
+    weights: str | Path
+    curve: str | Path
+    metrics: str | Path
+
+
+@dataclass(frozen=True)
+class JudgeOutputs:
+    """The files of the fidelity judge (rule train_judge's outputs)."""
+
+    weights: str | Path
+    info: str | Path
+    metrics: str | Path
+
+
+def training_mix(real: tuple[np.ndarray, np.ndarray], synthetic_npz: str | Path | None, mix: Mix,
                  seed: int) -> tuple[tuple[np.ndarray, np.ndarray], int]:
     """((images, labels) of a synthetic condition's training set, number of synthetic images in it)."""
     from weightscape.synth.mixing import mix_training_set
 
     if synthetic_npz is None:
-        raise ValueError(f"mix {mix} needs the synthetic images of generator {mix['generator']!r}")
-    images, labels, is_synthetic = mix_training_set(*real, *load_split(synthetic_npz), mix["scheme"], mix["p"], seed)
-    log.info("%s p=%g: %d real + %d synthetic training images", mix["scheme"], mix["p"],
+        raise ValueError(f"mix {mix} needs the synthetic images of generator {mix.generator!r}")
+    images, labels, is_synthetic = mix_training_set(*real, *load_split(synthetic_npz), mix.scheme, mix.p, seed)
+    log.info("%s p=%g: %d real + %d synthetic training images", mix.scheme, mix.p,
              int((~is_synthetic).sum()), int(is_synthetic.sum()))
     return (images, labels), int(is_synthetic.sum())
 
@@ -69,122 +107,136 @@ def evaluate_ood(model, ood_files: Iterable[str | Path], spec: InputSpec, batch_
     return {"mean": mean, "by_corruption": by_corruption}
 
 
-def finetune_run(reference_weights: str | Path, reference_info: str | Path, data_dir: str | Path,
-                 ood_files: list[str | Path], condition: dict, train: dict, seed: int, device: torch.device,
-                 out_weights: str | Path, out_curve: str | Path, out_metrics: str | Path,
-                 progress: Callable[[Iterable], Iterable] = lambda it: it,
-                 synthetic_npz: str | Path | None = None, checkpoint: str | Path | None = None) -> dict:
+def finetune_run(*, reference: str | Path, reference_info: str | Path, data_dir: str | Path,
+                 ood_files: list[str | Path], condition: Condition, train: TrainSettings, seed: int,
+                 execution: Execution, outputs: RunOutputs, synthetic_npz: str | Path | None = None,
+                 checkpoint: str | Path | None = None,
+                 progress: Callable[[Iterable], Iterable] = lambda it: it) -> dict:
     """Fine-tune the reference under one condition and seed; write weights, curve and metrics; return the metrics.
 
     Synthetic conditions train on the real split mixed with `synthetic_npz` (weightscape.synth.mixing), the draw
     seeded by the run's seed. With `checkpoint` (a file path) the run saves its state after every epoch, resumes a
-    matching saved state (e.g. after a kill) and deletes the file once the outputs are written.
+    matching saved state (e.g. after a kill, also with other execution settings) and deletes the file once the
+    outputs are written. The execution settings are recorded in metrics.json as provenance; the time of each phase
+    goes to the log.
     """
-    model, info = load_checkpoint(reference_weights, reference_info)
-    if condition["dropout"] > 0:
-        instrumented = insert_dropout(model, condition["dropout"], info["classifier"])
-        log.info("dropout p=%g on %d modules", condition["dropout"], len(instrumented))
+    clock = PhaseClock()
+    device = execution.torch_device()
+    model, info = load_checkpoint(reference, reference_info)
+    if condition.dropout > 0:
+        instrumented = insert_dropout(model, condition.dropout, info["classifier"])
+        log.info("dropout p=%g on %d modules", condition.dropout, len(instrumented))
     spec = InputSpec.from_info(info)
     data_dir = Path(data_dir)
     splits = {name: load_split(data_dir / f"{name}.npz") for name in ("train", "val", "test")}
     n_synthetic = 0
-    if condition["mix"]:
-        splits["train"], n_synthetic = training_mix(splits["train"], synthetic_npz, condition["mix"], seed)
+    if condition.mix:
+        splits["train"], n_synthetic = training_mix(splits["train"], synthetic_npz, condition.mix, seed)
     inputs = {name: (to_model_inputs(images, spec), torch.as_tensor(labels)) for name, (images, labels) in
               splits.items()}
-    if condition["transforms"]:  # augmented anew every epoch, from the raw uint8 images
-        epoch_batches = augmented_epochs(*splits["train"], spec, condition["transforms"], train["batch_size"],
-                                         train["num_workers"])
+    if condition.transforms:  # augmented anew every epoch, from the raw uint8 images
+        epoch_batches = augmented_epochs(*splits["train"], spec, list(condition.transforms), train.batch_size,
+                                         execution.num_workers)
     else:
-        epoch_batches = tensor_batches(*inputs["train"], train["batch_size"])
-    log.info("fine-tuning %s, seed %d, on %s", condition["name"], seed, device)
+        epoch_batches = tensor_batches(*inputs["train"], train.batch_size)
+    log.info("fine-tuning %s, seed %d, on %s", condition.name, seed, device)
     resume = None
     if checkpoint is not None:
-        resume = ResumePoint(checkpoint, {"condition": condition, "train": train, "seed": seed,
-                                          "reference": file_sha256(reference_weights)})
-    curve = fit(model, epoch_batches, train=train, weight_decay=condition["weight_decay"], seed=seed,
-                device=device, val=inputs["val"], progress=progress, checkpoint=resume)
-    batch = train["eval_batch_size"]
-    metrics = {"condition": condition["name"], "family": condition["family"], "level": condition["level"],
+        resume = ResumePoint(checkpoint, {"condition": condition.params(), "train": train.params(), "seed": seed,
+                                          "reference": file_sha256(reference)})
+    clock.lap("load")
+    curve = fit(model, epoch_batches, train, weight_decay=condition.weight_decay, seed=seed, execution=execution,
+                val=inputs["val"], progress=progress, checkpoint=resume)
+    clock.lap("train")
+    batch = execution.eval_batch_size
+    metrics = {"condition": condition.name, "family": condition.family, "level": condition.level,
                "seed": seed, "n_train": len(splits["train"][1]), "n_synthetic": n_synthetic,
-               "epochs": train["epochs"],
+               "epochs": train.epochs,
                "final_train_loss": curve[-1]["train_loss"],
                "id": evaluate(model, *inputs["test"], batch, device),
                "val": evaluate(model, *inputs["val"], batch, device) if len(inputs["val"][0]) else {},
-               "ood": evaluate_ood(model, ood_files, spec, batch, device)}
-    save_weights(model, out_weights)
-    write_csv(out_curve, pd.DataFrame(curve))
-    write_json(out_metrics, metrics)
+               "ood": evaluate_ood(model, ood_files, spec, batch, device),
+               "execution": execution.provenance()}
+    clock.lap("evaluate")
+    save_weights(model, outputs.weights)
+    write_csv(outputs.curve, pd.DataFrame(curve))
+    write_json(outputs.metrics, metrics)
     if resume is not None:
         resume.remove()
-    log.info("%s seed %d: ID accuracy %.3f, ECE %.3f, OOD accuracy %.3f", condition["name"], seed,
+    clock.lap("write")
+    log.info("%s seed %d: ID accuracy %.3f, ECE %.3f, OOD accuracy %.3f", condition.name, seed,
              metrics["id"]["accuracy"], metrics["id"]["ece"], metrics["ood"]["mean"].get("accuracy", float("nan")))
+    log.info("phase seconds: %s", clock)
     return metrics
 
 
-def train_judge(reference_weights: str | Path, reference_info: str | Path, judge_npz: str | Path,
-                test_npz: str | Path, classes: list[str], train: dict, judge: dict, device: torch.device,
-                out_weights: str | Path, out_info: str | Path, out_metrics: str | Path,
-                progress: Callable[[Iterable], Iterable] = lambda it: it) -> dict:
+def train_judge(*, reference: str | Path, reference_info: str | Path, judge_npz: str | Path,
+                test_npz: str | Path, classes: list[str], train: TrainSettings, judge: dict, execution: Execution,
+                outputs: JudgeOutputs, progress: Callable[[Iterable], Iterable] = lambda it: it) -> dict:
     """The fidelity judge: the reference fine-tuned (no augmentation, no regularizer) on the judge's real training
-    split for `judge["epochs"]` epochs, seeded by `judge["seed"]`; writes its weights, a model.json that rebuilds it,
-    and its accuracy on the real test split overall and per class (the ceiling class consistency is read against)."""
-    model, info = load_checkpoint(reference_weights, reference_info)
+    split for `judge["epochs"]` epochs (overriding `train.epochs`), seeded by `judge["seed"]`; writes its weights,
+    a model.json that rebuilds it, and its accuracy on the real test split overall and per class (the ceiling class
+    consistency is read against)."""
+    device = execution.torch_device()
+    model, info = load_checkpoint(reference, reference_info)
     spec = InputSpec.from_info(info)
     images, labels = load_split(judge_npz)
     test_images, test_labels = load_split(test_npz)
-    settings = {**train, "epochs": judge["epochs"]}
-    curve = fit(model, tensor_batches(to_model_inputs(images, spec), labels, settings["batch_size"]), train=settings,
-                weight_decay=0.0, seed=judge["seed"], device=device, progress=progress)
-    probs = predict(model, to_model_inputs(test_images, spec), settings["eval_batch_size"], device)
+    settings = train.replace(epochs=judge["epochs"])
+    curve = fit(model, tensor_batches(to_model_inputs(images, spec), labels, settings.batch_size), settings,
+                weight_decay=0.0, seed=judge["seed"], execution=execution, progress=progress)
+    probs = predict(model, to_model_inputs(test_images, spec), execution.eval_batch_size, device)
     test = classification_metrics(probs, torch.as_tensor(test_labels))
     per_class = accuracy_by_class(probs.argmax(1).numpy(), test_labels, classes)
     metrics = {"n_train": int(len(labels)), "per_class_train": int(np.bincount(labels).max()),
                "epochs": judge["epochs"], "seed": judge["seed"], "final_train_loss": curve[-1]["train_loss"],
-               "test": test, "test_accuracy_per_class": per_class}
-    save_weights(model, out_weights)
-    write_json(out_info, {**info, "judge": {k: metrics[k] for k in ("n_train", "per_class_train", "epochs", "seed")}})
-    write_json(out_metrics, metrics)
+               "test": test, "test_accuracy_per_class": per_class, "execution": execution.provenance()}
+    save_weights(model, outputs.weights)
+    write_json(outputs.info, {**info, "judge": {k: metrics[k] for k in ("n_train", "per_class_train", "epochs",
+                                                                          "seed")}})
+    write_json(outputs.metrics, metrics)
     log.info("judge: %d real training images, %d epoch(s); real test accuracy %.3f", len(labels), judge["epochs"],
              test["accuracy"])
     return metrics
 
 
-def condition_diversity(train_npz: str | Path, reference_weights: str | Path, reference_info: str | Path,
-                        condition: dict, diversity: dict, out_json: str | Path,
+def condition_diversity(*, train_npz: str | Path, reference: str | Path, reference_info: str | Path,
+                        condition: Condition, diversity: dict, execution: Execution, out_json: str | Path,
                         synthetic_npz: str | Path | None = None) -> dict:
     """Vendi scores of the training distribution a condition produces (pixel, embedding, weighted), measured on a
-    seeded class-balanced sample of augmented training images in the pretrained backbone's embedding space.
+    seeded class-balanced sample of augmented training images in the pretrained backbone's embedding space (on
+    `execution`'s device).
 
     For a synthetic condition the views are a class-balanced sample of its mixed training set, paired row by row
     with real images of the same class, so rho compares the mixed set's embeddings with the real set's.
     """
     from weightscape.diversity import class_balanced_sample, measure_diversity
 
-    model, info = load_checkpoint(reference_weights, reference_info)
+    model, info = load_checkpoint(reference, reference_info)
+    model.to(execution.torch_device())
     spec = InputSpec.from_info(info)
     images, labels = load_split(train_npz)
     sample_size = min(diversity["sample_size"], len(labels))
     source = None
-    if condition["mix"]:
-        (mixed, mixed_labels), _ = training_mix((images, labels), synthetic_npz, condition["mix"], diversity["seed"])
+    if condition.mix:
+        (mixed, mixed_labels), _ = training_mix((images, labels), synthetic_npz, condition.mix, diversity["seed"])
         real_labels = labels[class_balanced_sample(labels, sample_size, diversity["seed"])]
         picked = class_balanced_sample(mixed_labels, sample_size, diversity["seed"])
         source = mixed[picked][same_label_order(mixed_labels[picked], real_labels)]
 
     def make_view(sample: np.ndarray, generator: torch.Generator) -> torch.Tensor:
         sample = sample if source is None else source
-        views = AugmentedImages(sample, np.zeros(len(sample), np.int64), spec, condition["transforms"])
+        views = AugmentedImages(sample, np.zeros(len(sample), np.int64), spec, list(condition.transforms))
         with torch.random.fork_rng(devices=[]):  # augmentation draws from the measurement's own seed
             torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
             return torch.stack([views.image(i) for i in range(len(views))])
 
     scores = measure_diversity(images, labels, model, info["classifier"], spec, make_view, sample_size,
                                diversity["seed"])
-    result = {"condition": condition["name"], "family": condition["family"], "kind": condition["kind"],
-              "level": condition["level"], **scores}
+    result = {"condition": condition.name, "family": condition.family, "kind": condition.kind,
+              "level": condition.level, **scores}
     write_json(out_json, result)
-    log.info("%s: pixel VS %.3f, embedding VS %.3f, rho %.3f, weighted VS %.3f", condition["name"],
+    log.info("%s: pixel VS %.3f, embedding VS %.3f, rho %.3f, weighted VS %.3f", condition.name,
              scores["vendi_pixel"], scores["vendi_embedding"], scores["rho"], scores["vendi_weighted"])
     return result
 

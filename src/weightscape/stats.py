@@ -20,15 +20,14 @@ import pandas as pd
 from scipy import stats
 
 from weightscape.io import write_csv
+from weightscape.names import (ALL_LAYERS, BASELINE, COMPARED_FAMILIES, DATA_FAMILIES, FAMILIES, FINETUNED,
+                               LOWER_IS_BETTER, OUTCOMES, PRETRAINED, REFERENCE_KEY, REGULARIZERS,
+                               SPECTRAL_METRICS)
 
-ALL_LAYERS = "__all__"  # longname of the over-all-layers rows of family_effects
-METRICS = ("alpha", "entropy", "log_norm", "log_spectral_norm", "stable_rank", "alpha_weighted", "mp_softrank")
-FAMILIES = ("diversity", "synthetic", "dropout", "weight_decay")  # compared families, in column-name order
-MANIFEST_FAMILIES = ("baseline", "dropout", "weight_decay", "diversity", "synthetic")
-MANIFEST_STAGES = ("pretrained", "finetuned")
+METRICS = SPECTRAL_METRICS
+MANIFEST_STAGES = (PRETRAINED, FINETUNED)
 MANIFEST_COLUMNS = ("path", "condition", "family", "stage", "dataset", "model")
-OUTCOMES = ("id_accuracy", "id_ece", "ood_accuracy")
-GROUP = ["dataset", "model", "seed"]
+GROUP = list(REFERENCE_KEY)
 LEVEL = 0.95
 
 
@@ -37,8 +36,9 @@ def _metrics(frame: pd.DataFrame) -> list[str]:
     return [m for m in METRICS if m in frame.columns]
 
 
-def _t_ci(values) -> tuple[float, float, float, int]:
-    """Mean and 95 % t-interval (scipy.stats.t) of the finite values; NaN bounds for fewer than two."""
+def t_interval(values) -> tuple[float, float, float, int]:
+    """Mean, 95 % t-interval (scipy.stats.t) and count of the finite values; NaN bounds for fewer than two. The one
+    interval helper of the statistics tables."""
     x = np.asarray(values, dtype=float)
     x = x[np.isfinite(x)]
     n = len(x)
@@ -118,8 +118,8 @@ def layer_deltas(layers: pd.DataFrame) -> pd.DataFrame:
     if "layer_type" not in df.columns:
         df["layer_type"] = ""
     keys = GROUP + ["longname"]
-    pre = df[df["stage"] == "pretrained"]
-    fin = df[df["stage"] == "finetuned"]
+    pre = df[df["stage"] == PRETRAINED]
+    fin = df[df["stage"] == FINETUNED]
     if fin.empty or pre.empty:
         raise ValueError("layers table needs both stage=pretrained and stage=finetuned rows")
     pre_seed = pre.drop_duplicates(keys).set_index(keys)[metrics]
@@ -130,7 +130,7 @@ def layer_deltas(layers: pd.DataFrame) -> pd.DataFrame:
     no_seed = ~fin_idx.isin(pre_seed.index)
     pre_vals[no_seed] = fallback[no_seed]
     pre_vals = pd.DataFrame(pre_vals, columns=metrics)
-    base = fin[fin["family"] == "baseline"]
+    base = fin[fin["family"] == BASELINE]
     if base.empty:
         raise ValueError("layers table has no baseline (family=baseline) fine-tuned rows")
     id_cols = keys + ["condition", "family", "layer_type"]
@@ -143,7 +143,7 @@ def layer_deltas(layers: pd.DataFrame) -> pd.DataFrame:
         part["delta"] = part["finetuned"] - part["pretrained"]
         out.append(part)
     long = pd.concat(out, ignore_index=True)
-    base_delta = (long[long["family"] == "baseline"].drop_duplicates(keys + ["metric"])
+    base_delta = (long[long["family"] == BASELINE].drop_duplicates(keys + ["metric"])
                   .set_index(keys + ["metric"])["delta"])
     long["relative"] = long["delta"].to_numpy() - base_delta.reindex(
         long.set_index(keys + ["metric"]).index).to_numpy()
@@ -181,7 +181,7 @@ def _layer_effects(deltas: pd.DataFrame, by: str = "family") -> pd.DataFrame:
 
 def _compared(deltas: pd.DataFrame) -> list[str]:
     present = set(deltas["family"].unique())
-    return [f for f in FAMILIES if f in present]
+    return [f for f in COMPARED_FAMILIES if f in present]
 
 
 def family_effects(deltas: pd.DataFrame) -> pd.DataFrame:
@@ -198,7 +198,7 @@ def family_effects(deltas: pd.DataFrame) -> pd.DataFrame:
     ltype = deltas.drop_duplicates("longname").set_index("longname")["layer_type"]
     rows = []
     for (family, longname, metric), g in per.groupby(["family", "longname", "metric"], sort=False):
-        mean, low, high, n = _t_ci(g["relative"])
+        mean, low, high, n = t_interval(g["relative"])
         rows.append(dict(scope="layer", family=family, metric=metric, longname=longname,
                          layer_type=ltype.get(longname, ""), mean=mean, n_seeds=n, ci_low_seeds=low,
                          ci_high_seeds=high, n_layers=1, ci_low_layers=np.nan, ci_high_layers=np.nan))
@@ -206,9 +206,9 @@ def family_effects(deltas: pd.DataFrame) -> pd.DataFrame:
     overall = []
     for (family, metric), g in per.groupby(["family", "metric"], sort=False):
         seed_means = g.groupby("seed")["relative"].mean()
-        _, s_low, s_high, n_seeds = _t_ci(seed_means)
+        _, s_low, s_high, n_seeds = t_interval(seed_means)
         lr = layer_rows[(layer_rows["family"] == family) & (layer_rows["metric"] == metric)]
-        mean, l_low, l_high, n_layers = _t_ci(lr["mean"])
+        mean, l_low, l_high, n_layers = t_interval(lr["mean"])
         overall.append(dict(scope="overall", family=family, metric=metric, longname=ALL_LAYERS, layer_type="", mean=mean,
                             n_seeds=n_seeds, ci_low_seeds=s_low, ci_high_seeds=s_high, n_layers=n_layers,
                             ci_low_layers=l_low, ci_high_layers=l_high))
@@ -266,9 +266,9 @@ def condition_distances(deltas: pd.DataFrame, n_resamples: int = 1000, seed: int
     ci_low_dropout, ci_high_dropout, distance_weight_decay, ci_low_weight_decay, ci_high_weight_decay,
     closer_to (dropout | weight_decay | "tie"; "" when undefined).
     """
-    targets = ("dropout", "weight_decay")
+    targets = REGULARIZERS
     fam = _layer_effects(deltas[deltas["family"].isin(targets)])
-    probes = deltas[deltas["family"].isin(["diversity", "synthetic"])]
+    probes = deltas[deltas["family"].isin(DATA_FAMILIES)]
     cond = _layer_effects(probes, by="condition")
     fam_of = probes.drop_duplicates("condition").set_index("condition")["family"]
     metrics = list(dict.fromkeys(deltas["metric"]))
@@ -303,23 +303,47 @@ def condition_distances(deltas: pd.DataFrame, n_resamples: int = 1000, seed: int
 
 
 # ----------------------------------------------------------------------------------------------- outcomes
+def _difference_ci(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
+    """Mean difference a - b of the finite values with a Welch 95 % interval (scipy.stats.ttest_ind); NaN bounds
+    when either side has fewer than two values."""
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    diff = float(a.mean() - b.mean()) if len(a) and len(b) else np.nan
+    if len(a) < 2 or len(b) < 2:
+        return diff, np.nan, np.nan
+    if a.var() == 0 and b.var() == 0:
+        return diff, diff, diff
+    ci = stats.ttest_ind(a, b, equal_var=False).confidence_interval(LEVEL)
+    return diff, float(ci.low), float(ci.high)
+
+
 def outcome_tests(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per (dataset, model, outcome) for id_accuracy, id_ece, ood_accuracy (those present).
+    """One row per (dataset, model, outcome) for the outcomes of weightscape.names.OUTCOMES present.
 
     Observations are runs (conditions x seeds) of each family. Columns: dataset, model, outcome, families,
     mean_/n_/ci_low_/ci_high_<family> (95 % t-interval; baseline included for reference), F, p (f_oneway over
-    the compared families), and per pair t_student_, p_student_, t_welch_, p_welch_, cohens_d_ (no Pearson:
-    runs of different families are not paired).
+    the compared families), per pair t_student_, p_student_, t_welch_, p_welch_, cohens_d_ (no Pearson: runs of
+    different families are not paired); per compared family diff_baseline_/diff_ci_low_/diff_ci_high_<family>
+    (mean minus the baseline's, Welch 95 % interval); best_condition / best_value (the condition with the best
+    mean, lower is better for weightscape.names.LOWER_IS_BETTER) and runs_per_condition_min / _max.
     """
     rows = []
-    families = [f for f in FAMILIES if f in set(runs["family"])]
+    families = [f for f in COMPARED_FAMILIES if f in set(runs["family"])]
     for (dataset, model), part in runs.groupby(["dataset", "model"], sort=False):
         for outcome in [o for o in OUTCOMES if o in runs.columns]:
             groups = {f: part.loc[part["family"] == f, outcome].dropna().to_numpy(dtype=float) for f in families}
             row = {"dataset": dataset, "model": model, "outcome": outcome, **_group_tests(groups, paired=False)}
-            for f in ["baseline"] + families:
-                mean, low, high, n = _t_ci(part.loc[part["family"] == f, outcome])
+            values = {f: part.loc[part["family"] == f, outcome].to_numpy(dtype=float) for f in (BASELINE, *families)}
+            for f, x in values.items():
+                mean, low, high, n = t_interval(x)
                 row.update({f"mean_{f}": mean, f"n_{f}": n, f"ci_low_{f}": low, f"ci_high_{f}": high})
+            for f in families:
+                diff, low, high = _difference_ci(values[f], values[BASELINE])
+                row.update({f"diff_baseline_{f}": diff, f"diff_ci_low_{f}": low, f"diff_ci_high_{f}": high})
+            by_condition = part.groupby("condition", sort=False)[outcome].mean()
+            best = by_condition.idxmin() if outcome in LOWER_IS_BETTER else by_condition.idxmax()
+            counts = part.groupby("condition", sort=False).size()
+            row.update({"best_condition": best, "best_value": float(by_condition[best]),
+                        "runs_per_condition_min": int(counts.min()), "runs_per_condition_max": int(counts.max())})
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -352,7 +376,7 @@ def load_manifest(path: str | Path) -> pd.DataFrame:
         if r["stage"] not in MANIFEST_STAGES:
             raise ValueError(f"{where}: unknown stage {r['stage']!r} in column stage; allowed: "
                              f"{', '.join(MANIFEST_STAGES)}")
-        allowed = MANIFEST_FAMILIES + (("pretrained",) if r["stage"] == "pretrained" else ())
+        allowed = FAMILIES + ((PRETRAINED,) if r["stage"] == PRETRAINED else ())
         if r["family"] not in allowed:
             raise ValueError(f"{where}: unknown family {r['family']!r} in column family; allowed: "
                              f"{', '.join(allowed)}")
@@ -373,10 +397,10 @@ def load_manifest(path: str | Path) -> pd.DataFrame:
             table["status"] = "success"
         if "alpha" in table.columns:
             table["alpha"] = table["alpha"].where(table["alpha"] != -1)
-        pre = r["stage"] == "pretrained"
+        pre = r["stage"] == PRETRAINED
         table = table.assign(dataset=r["dataset"], model=r["model"], seed=seed, stage=r["stage"],
-                             condition="pretrained" if pre else r["condition"],
-                             family="pretrained" if pre else r["family"])
+                             condition=PRETRAINED if pre else r["condition"],
+                             family=PRETRAINED if pre else r["family"])
         key = (r["dataset"], r["model"], seed)
         if pre:
             if key in pretrained:
@@ -384,7 +408,7 @@ def load_manifest(path: str | Path) -> pd.DataFrame:
             pretrained[key] = (file, set(table["longname"]))
         tables.append((where, file, key, table))
     for where, file, key, table in tables:
-        if table["stage"].iat[0] != "finetuned":
+        if table["stage"].iat[0] != FINETUNED:
             continue
         if key not in pretrained:
             raise ValueError(f"{where}: no pretrained table for dataset/model/seed {key} ({file})")
@@ -394,7 +418,7 @@ def load_manifest(path: str | Path) -> pd.DataFrame:
             diff = sorted(names ^ ref)[:5]
             raise ValueError(f"layer mismatch: longnames {diff} differ from {ref_file.name} in {file}")
     keys = {t[2] for t in tables}
-    base = {t[2] for t in tables if t[3]["family"].iat[0] == "baseline"}
+    base = {t[2] for t in tables if t[3]["family"].iat[0] == BASELINE}
     if keys - base:
         raise ValueError(f"{path}: no baseline (family=baseline) row for dataset/model/seed "
                          f"{sorted(keys - base)[0]}; each needs one")

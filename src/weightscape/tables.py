@@ -1,22 +1,69 @@
-"""Aggregate tables of the results tree (pandas only, no torch): one row per run, one row per run x layer."""
+"""Aggregate tables of the results tree (pandas only, no torch): one row per run, one row per analysed model x layer.
+
+Every row's identity (dataset, model, condition, seed, ...) is read from its own file's path by
+:func:`path_identity`, the one reader of the results layout, never paired with the file by list order.
+"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from weightscape.io import atomic_path, read_json, write_csv
+from weightscape.names import DELTA, FINETUNED, PRETRAINED
+
+_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
+#: the per-item layouts of the results tree (docs: README, "What the default config does"), most specific first:
+#: (pattern matched against the end of a path, fixed fields added to what it captures)
+LAYOUTS: tuple[tuple[re.Pattern, dict], ...] = tuple(
+    (re.compile(pattern.format(name=_NAME) + r"$"), fixed) for pattern, fixed in (
+        (r"runs/(?P<dataset>{name})/(?P<model>{name})/(?P<condition>{name})/seed(?P<seed>\d+)/spectra/[^/]+",
+         {"stage": FINETUNED}),
+        (r"runs/(?P<dataset>{name})/(?P<model>{name})/(?P<condition>{name})/seed(?P<seed>\d+)/spectra_delta/[^/]+",
+         {"stage": DELTA}),
+        (r"runs/(?P<dataset>{name})/(?P<model>{name})/(?P<condition>{name})/seed(?P<seed>\d+)/[^/]+", {}),
+        (r"models/(?P<model>{name})/(?P<dataset>{name})/seed(?P<seed>\d+)/spectra/[^/]+",
+         {"condition": PRETRAINED, "stage": PRETRAINED}),
+        (r"diversity/(?P<dataset>{name})/(?P<model>{name})/(?P<condition>{name})\.json", {}),
+        (r"synthetic/(?P<dataset>{name})/(?P<generator>{name})/[^/]+", {}),
+    ))
 
 
-def runs_table(metrics_files: list[str | Path], keys: list[dict]) -> pd.DataFrame:
-    """One row per run: its identity (`keys`, e.g. dataset/model) + flattened metrics."""
+def path_identity(path: str | Path) -> dict:
+    """The identity of one results file from its path, e.g. ``results/runs/fmnist/lite0/baseline/seed1/metrics.json``
+    -> {dataset: fmnist, model: lite0, condition: baseline, seed: 1}; spectra tables also get their `stage`.
+    Raises ValueError naming the file when it is not in a known place."""
+    text = Path(path).as_posix()
+    for pattern, fixed in LAYOUTS:
+        match = pattern.search(text)
+        if match:
+            found = {key: int(value) if key == "seed" else value for key, value in match.groupdict().items()}
+            return {**found, **fixed}
+    raise ValueError(f"{path}: not a file of the results layout (runs/, models/, diversity/, synthetic/)")
+
+
+def checked_identity(path: str | Path, data: dict) -> dict:
+    """`path_identity(path)`, checked against the identity keys the file itself records (a moved or renamed file
+    would otherwise be summarised under the wrong name)."""
+    identity = path_identity(path)
+    clash = {key for key in identity if key in data and data[key] != identity[key]}
+    if clash:
+        raise ValueError(f"{path}: {sorted(clash)} recorded in the file disagree with its place {identity}")
+    return identity
+
+
+def runs_table(metrics_files: list[str | Path]) -> pd.DataFrame:
+    """One row per run: its identity + flattened metrics (in the order of `metrics_files`)."""
     rows = []
-    for path, key in zip(metrics_files, keys):
+    for path in metrics_files:
         m = read_json(path)
-        row = {**key, "condition": m["condition"], "family": m["family"], "level": m["level"], "seed": m["seed"],
-               "n_train": m["n_train"], "epochs": m["epochs"], "final_train_loss": m["final_train_loss"]}
+        identity = checked_identity(path, m)
+        row = {"dataset": identity["dataset"], "model": identity["model"], "condition": m["condition"],
+               "family": m["family"], "level": m["level"], "seed": m["seed"], "n_train": m["n_train"],
+               "epochs": m["epochs"], "final_train_loss": m["final_train_loss"]}
         row.update({f"id_{k}": v for k, v in m["id"].items()})
         row.update({f"val_{k}": v for k, v in m["val"].items()})
         row.update({f"ood_{k}": v for k, v in m["ood"]["mean"].items()})
@@ -26,17 +73,27 @@ def runs_table(metrics_files: list[str | Path], keys: list[dict]) -> pd.DataFram
     return pd.DataFrame(rows)
 
 
-def write_runs_table(metrics_files, keys, out_csv) -> pd.DataFrame:
-    table = runs_table(metrics_files, keys)
+def write_runs_table(metrics_files, out_csv) -> pd.DataFrame:
+    table = runs_table(metrics_files)
     write_csv(out_csv, table)
     return table
 
 
-def layers_table(layer_files: list[str | Path], keys: list[dict]) -> pd.DataFrame:
-    """All per-layer spectra tables stacked, each row prefixed by its run identity (`keys`: dataset, model,
-    condition, seed, stage = pretrained | finetuned)."""
+def layers_table(layer_files: list[str | Path], families: dict[str, str]) -> pd.DataFrame:
+    """All per-layer spectra tables stacked, each row prefixed by its identity (dataset, model, condition, seed,
+    family, stage = pretrained | finetuned | delta); `families` maps each condition to its family."""
     frames = []
-    for path, key in zip(layer_files, keys):
+    for path in layer_files:
+        identity = path_identity(path)
+        if identity["stage"] == PRETRAINED:
+            key = {"dataset": identity["dataset"], "model": identity["model"], "seed": identity["seed"],
+                   "condition": PRETRAINED, "family": PRETRAINED, "stage": PRETRAINED}
+        else:
+            condition = identity["condition"]
+            if condition not in families:
+                raise ValueError(f"{path}: condition {condition!r} has no family; known: {', '.join(families)}")
+            key = {"dataset": identity["dataset"], "model": identity["model"], "condition": condition,
+                   "seed": identity["seed"], "family": families[condition], "stage": identity["stage"]}
         frame = pd.read_parquet(path)
         for column, value in reversed(list(key.items())):
             frame.insert(0, column, value)
@@ -44,8 +101,8 @@ def layers_table(layer_files: list[str | Path], keys: list[dict]) -> pd.DataFram
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def write_layers_table(layer_files, keys, out_parquet) -> pd.DataFrame:
-    table = layers_table(layer_files, keys)
+def write_layers_table(layer_files, families, out_parquet) -> pd.DataFrame:
+    table = layers_table(layer_files, families)
     with atomic_path(out_parquet) as tmp:
         table.to_parquet(tmp, index=False)
     return table

@@ -16,6 +16,7 @@ from torch import nn
 
 from weightscape.inputs import batches
 from weightscape.io import atomic_path
+from weightscape.settings import Execution, TrainSettings, canonical
 
 ECE_BINS = 15
 log = logging.getLogger(__name__)
@@ -29,11 +30,11 @@ OPTIMIZERS: dict[tuple[str, str], Callable[..., torch.optim.Optimizer]] = {
 }
 
 
-def make_optimizer(model: nn.Module, train: dict, weight_decay: float) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, train: TrainSettings, weight_decay: float) -> torch.optim.Optimizer:
     """The configured optimizer over all parameters (the whole network is fine-tuned, as in the paper)."""
-    factory = OPTIMIZERS[(train["optimizer"], train["weight_decay_mode"])]
-    extra = {"momentum": train["momentum"]} if train["optimizer"] == "sgd" else {}
-    return factory(model.parameters(), lr=train["lr"], weight_decay=weight_decay, **extra)
+    factory = OPTIMIZERS[(train.optimizer, train.weight_decay_mode)]
+    extra = {"momentum": train.momentum} if train.optimizer == "sgd" else {}
+    return factory(model.parameters(), lr=train.lr, weight_decay=weight_decay, **extra)
 
 
 def accelerated(device: torch.device, bf16: bool = True):
@@ -74,7 +75,6 @@ def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, bins: 
     correct = (predicted == labels).double()
     confidence = confidence.double()
     bin_index = torch.clamp((confidence * bins).ceil().long() - 1, 0, bins - 1)  # (lo, hi] bins as in Guo et al.
-    total = torch.zeros(bins, dtype=torch.float64).index_add_(0, bin_index, torch.ones_like(confidence))
     acc = torch.zeros(bins, dtype=torch.float64).index_add_(0, bin_index, correct)
     conf = torch.zeros(bins, dtype=torch.float64).index_add_(0, bin_index, confidence)
     return float((acc - conf).abs().sum() / max(len(labels), 1))
@@ -109,17 +109,19 @@ def evaluate(model: nn.Module, inputs: torch.Tensor, labels, batch_size: int, de
     return classification_metrics(predict(model, inputs, batch_size, device), torch.as_tensor(labels))
 
 
-def fit(model: nn.Module, epoch_batches: EpochBatches, train: dict, weight_decay: float, seed: int,
-        device: torch.device, val: tuple[torch.Tensor, torch.Tensor] | None = None,
+def fit(model: nn.Module, epoch_batches: EpochBatches, train: TrainSettings, *, weight_decay: float, seed: int,
+        execution: Execution, val: tuple[torch.Tensor, torch.Tensor] | None = None,
         progress: Callable[[Iterable], Iterable] = lambda it: it,
         checkpoint: ResumePoint | None = None) -> list[dict]:
     """Fine-tune `model` in place on the batches `epoch_batches(generator)` yields each epoch (see tensor_batches
     and weightscape.augment.augmented_batches); return one curve row per epoch.
 
     `seed` fixes the data order, the augmentation draws and every random draw in the network (dropout masks), so
-    the same seed on the same device gives the same weights. With `checkpoint`, the state after every epoch is
-    saved and a matching saved state is resumed: the result equals an uninterrupted run's.
+    the same seed on the same device gives the same weights. `execution` says where (its device) and how the
+    validation set is evaluated (its batch size). With `checkpoint`, the state after every epoch is saved and a
+    matching saved state is resumed: the result equals an uninterrupted run's.
     """
+    device = execution.torch_device()
     torch.manual_seed(seed)
     order = torch.Generator().manual_seed(seed)
     model.to(device, memory_format=torch.channels_last)
@@ -136,12 +138,12 @@ def fit(model: nn.Module, epoch_batches: EpochBatches, train: dict, weight_decay
                 torch.cuda.set_rng_state(state["cuda_rng"], device)
             curve, step, done = state["curve"], state["step"], state["epoch"]
             log.info("resuming from %s after epoch %d", checkpoint.path, done)
-    for epoch in progress(range(done + 1, train["epochs"] + 1)):
+    for epoch in progress(range(done + 1, train.epochs + 1)):
         model.train()
         loss_sum, correct, seen = 0.0, 0, 0
         for x, y in epoch_batches(order):
             x, y = to_device(x, device), y.to(device, non_blocking=True)
-            with accelerated(device, train.get("bf16", True)):
+            with accelerated(device, train.bf16):
                 logits = model(x)
                 loss = F.cross_entropy(logits.float(), y)
             optimizer.zero_grad(set_to_none=True)
@@ -153,14 +155,14 @@ def fit(model: nn.Module, epoch_batches: EpochBatches, train: dict, weight_decay
             step += 1
         row = {"epoch": epoch, "step": step, "train_loss": loss_sum / seen, "train_accuracy": correct / seen}
         if val is not None and len(val[0]):
-            metrics = evaluate(model, val[0], val[1], train["eval_batch_size"], device)
+            metrics = evaluate(model, val[0], val[1], execution.eval_batch_size, device)
             row.update({f"val_{k}": v for k, v in metrics.items()})
         if not math.isfinite(row["train_loss"]):
             raise FloatingPointError(f"training loss became {row['train_loss']} in epoch {epoch}; lower train.lr")
         curve.append(row)
         log.info("epoch %d/%d: " + ", ".join(f"{k} %.4f" for k in row if k not in ("epoch", "step")), epoch,
-                 train["epochs"], *[v for k, v in row.items() if k not in ("epoch", "step")])
-        if checkpoint is not None and epoch < train["epochs"]:
+                 train.epochs, *[v for k, v in row.items() if k not in ("epoch", "step")])
+        if checkpoint is not None and epoch < train.epochs:
             checkpoint.save({"epoch": epoch, "step": step, "curve": curve, "model": model.state_dict(),
                              "optimizer": optimizer.state_dict(), "order": order.get_state(),
                              "torch_rng": torch.get_rng_state(),
@@ -170,11 +172,12 @@ def fit(model: nn.Module, epoch_batches: EpochBatches, train: dict, weight_decay
 
 class ResumePoint:
     """The resumable state of one training job in one file, tied to a fingerprint of everything that determines
-    the result (condition, train settings, seed): a file written under another fingerprint is ignored."""
+    the result (condition, train settings, seed: their `params()`, never execution settings such as threads): a
+    file written under another fingerprint is ignored."""
 
     def __init__(self, path: str | Path, fingerprint: dict):
         self.path = Path(path)
-        self.fingerprint = json.dumps(fingerprint, sort_keys=True, default=str)
+        self.fingerprint = json.dumps(canonical(fingerprint), sort_keys=True, default=str)
 
     def load(self) -> dict | None:
         if not self.path.is_file():

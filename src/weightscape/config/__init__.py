@@ -16,7 +16,7 @@ import yaml
 
 from weightscape.config.conditions import expand_conditions
 
-__all__ = ["ConfigError", "load_config", "validate_config", "expand_conditions", "schema"]
+__all__ = ["ConfigError", "load_config", "validate_config", "validated_settings", "expand_conditions", "schema"]
 
 
 class ConfigError(ValueError):
@@ -83,12 +83,8 @@ def _describe(error: jsonschema.ValidationError) -> str:
     return f"{where}: {error.message}"
 
 
-def validate_config(config: dict[str, Any], base_dir: str | Path = ".") -> dict[str, Any]:
-    """Validate `config` (in place: defaults are filled in) and return it.
-
-    `base_dir` resolves relative paths (dataset roots, weights files) the way the workflow will see them.
-    Raises ConfigError (one line) on the first problem found.
-    """
+def _validate(config: dict[str, Any], base_dir: str | Path) -> list[dict[str, Any]]:
+    """Schema (defaults filled in place), then semantic checks; returns the grid's conditions, expanded once."""
     from weightscape.config.checks import check_semantics  # heavy imports (torch, timm) only when needed
 
     if not isinstance(config, dict):
@@ -99,8 +95,25 @@ def validate_config(config: dict[str, Any], base_dir: str | Path = ".") -> dict[
     if errors:
         best = jsonschema.exceptions.best_match(errors)
         raise ConfigError(_describe(best))
-    check_semantics(config, Path(base_dir))
+    return check_semantics(config, Path(base_dir))
+
+
+def validate_config(config: dict[str, Any], base_dir: str | Path = ".") -> dict[str, Any]:
+    """Validate `config` (in place: defaults are filled in) and return it.
+
+    `base_dir` resolves relative paths (dataset roots, weights files) the way the workflow will see them.
+    Raises ConfigError (one line) on the first problem found.
+    """
+    _validate(config, base_dir)
     return config
+
+
+def validated_settings(config: dict[str, Any], base_dir: str | Path = "."):
+    """Validate `config` (as validate_config) and return it as weightscape.settings.Settings, the grid's
+    conditions expanded once: what rules/common.smk builds on every workflow parse."""
+    from weightscape.settings import Settings
+
+    return Settings.from_config(config, conditions=_validate(config, base_dir))
 
 
 def load_config(path: str | Path) -> dict[str, Any]:

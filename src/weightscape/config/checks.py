@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from weightscape.config.conditions import expand_conditions
+from weightscape.config.conditions import DIVERSITY_KINDS, expand_conditions
 
 WEIGHT_KEYWORDS = ("pretrained", "random")
 
@@ -47,22 +47,30 @@ def _check_dataset(i: int, dataset: dict, ood_per_class: int, base_dir: Path) ->
 
 def _check_model(i: int, model: dict, base_dir: Path) -> None:
     from weightscape.config import ConfigError
-    from weightscape.models import check_arch
+    from weightscape.models import check_arch, read_state_dict
 
     try:
         check_arch(model["arch"])
     except ValueError as exc:
         raise ConfigError(f"models[{i}].arch: {exc}") from None
     weights = model["weights"]
-    if weights not in WEIGHT_KEYWORDS and not (base_dir / weights).is_file():
+    if weights in WEIGHT_KEYWORDS:
+        return
+    path = base_dir / weights
+    if not path.is_file():
         raise ConfigError(f"models[{i}].weights: {weights!r} is neither {' nor '.join(WEIGHT_KEYWORDS)} nor an "
                           f"existing weights file")
+    try:
+        read_state_dict(path)
+    except Exception as exc:  # any reader failure: the job would fail the same way, later
+        reason = " ".join(str(exc).split())[:200]
+        raise ConfigError(f"models[{i}].weights: {weights!r} is not a readable checkpoint (.safetensors, or a "
+                          f"torch state dict in .pt / .pth): {reason}") from None
 
 
-def _check_conditions(config: dict) -> None:
+def _check_conditions(config: dict, conditions: list[dict]) -> None:
     from weightscape.config import ConfigError
 
-    conditions = expand_conditions(config)
     if not conditions:
         raise ConfigError("families / conditions: the grid is empty; enable families.baseline or declare a condition")
     seen = {}
@@ -83,8 +91,8 @@ def _check_conditions(config: dict) -> None:
         if family != "synthetic" and "mix" in declared:
             raise ConfigError(f"{key}.mix: only synthetic conditions take mix")
         if family == "diversity":
-            if declared.get("kind") not in ("augment", "noise", "stacked"):
-                raise ConfigError(f"{key}.kind: a diversity condition must set kind to augment, noise or stacked")
+            if declared.get("kind") not in DIVERSITY_KINDS:
+                raise ConfigError(f"{key}.kind: a diversity condition must set kind to {', '.join(DIVERSITY_KINDS)}")
             if not declared.get("transforms"):
                 raise ConfigError(f"{key}.transforms: a diversity condition needs at least one transform")
         elif family != "synthetic" and (declared.get("transforms") or "kind" in declared):
@@ -149,8 +157,9 @@ def _check_train(train: dict) -> None:
                           f"{train['optimizer']!r}; allowed combinations: {allowed}")
 
 
-def check_semantics(config: dict, base_dir: Path) -> None:
-    """Raise ConfigError on the first semantic problem of a schema-valid config (defaults already filled)."""
+def check_semantics(config: dict, base_dir: Path) -> list[dict]:
+    """Raise ConfigError on the first semantic problem of a schema-valid config (defaults already filled); return
+    the grid's conditions (expanded once, here)."""
     _check_train(config["train"])
     _unique(config["datasets"], "datasets", "dataset")
     _unique(config["models"], "models", "model")
@@ -158,6 +167,8 @@ def check_semantics(config: dict, base_dir: Path) -> None:
         _check_dataset(i, dataset, config["ood"]["test_per_class"], base_dir)
     for i, model in enumerate(config["models"]):
         _check_model(i, model, base_dir)
-    _check_conditions(config)
+    conditions = expand_conditions(config)
+    _check_conditions(config, conditions)
     _check_generators(config, base_dir)
-    _check_synthetic(config, expand_conditions(config))
+    _check_synthetic(config, conditions)
+    return conditions

@@ -16,10 +16,13 @@ from __future__ import annotations
 
 from typing import Any
 
-# What each regularizer family's level sets.
+# What each regularizer family's level sets (every family of weightscape.names.FAMILIES has an entry).
 FAMILY_KNOB = {"baseline": None, "dropout": "dropout", "weight_decay": "weight_decay", "diversity": None,
                "synthetic": None}
 MIX_SCHEMES = ("replace", "add")
+DIVERSITY_KINDS = ("augment", "noise", "stacked")
+#: the paper's single-augmentation sources (families.diversity.augment): names of weightscape.augment.TRANSFORMS
+AUGMENT_SOURCES = ("autoaugment", "randaugment", "augmix", "trivialaugment")
 
 
 def noise(std: float) -> dict:

@@ -9,7 +9,7 @@ Public API::
     save_eigenvalues(path, {longname: evals}) / load_eigenvalues(path)
 
 Modules: ``layers`` (which matrices, conventions), ``esd`` (eigenvalues), ``powerlaw`` (the fit),
-``metrics`` (columns), ``analyze`` (the table); optional extras ``mp``, ``randomize``, ``farms``, ``plot``.
+``metrics`` (columns), ``analyze`` (the table); optional extras ``mp``, ``randomize``, ``farms``.
 Nothing here knows about training or runs.
 """
 

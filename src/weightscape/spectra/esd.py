@@ -15,14 +15,13 @@ shape across the model (``ESDComputer`` groups them by shape, in chunks of at mo
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import scipy.linalg
 
+from ..io import atomic_path
 from .layers import LayerMatrix
 
 #: smallest Gram eigenvalue / largest below which a matrix's eigenvalues come from an SVD instead
@@ -119,18 +118,10 @@ class ESDComputer:
 
 
 def save_eigenvalues(path: str | Path, eigenvalues: dict[str, np.ndarray]) -> None:
-    """Store ``{longname: eigenvalues}`` as a compressed .npz, atomically (temp file in the same folder, then
-    ``os.replace``), so a killed job never leaves a truncated archive and fits can be redone without the model."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:  # a file object: numpy must not append ".npz" to the temp name
-            np.savez_compressed(handle, **{str(k): np.asarray(v, dtype=np.float64) for k, v in eigenvalues.items()})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """Store ``{longname: eigenvalues}`` as a compressed .npz, atomically (weightscape.io.atomic_path), so a killed
+    job never leaves a truncated archive and fits can be redone without the model."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:  # a file object: numpy must not append ".npz"
+        np.savez_compressed(handle, **{str(k): np.asarray(v, dtype=np.float64) for k, v in eigenvalues.items()})
 
 
 def load_eigenvalues(path: str | Path) -> dict[str, np.ndarray]:

@@ -13,7 +13,7 @@ ANALYZE_OPTIONS = ("convention", "mp_fit", "randomize", "farms", "min_tail", "mi
 
 
 def write_spectra(model: nn.Module, options: dict, out_csv: str | Path, out_parquet: str | Path,
-                  out_eigenvalues: str | Path, base_model: nn.Module | None = None, progress=None):
+                  out_eigenvalues: str | Path, *, base_model: nn.Module | None = None, progress=None):
     """Analyse every layer of `model` (Delta W against `base_model` when given) and write the three outputs
     atomically; return the table."""
     from weightscape.spectra.analyze import analyze

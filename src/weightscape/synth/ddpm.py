@@ -21,11 +21,13 @@ from safetensors.torch import load_file, save_file
 
 from weightscape.data.canonical import load_split
 from weightscape.io import atomic_path, file_sha256, read_json, write_json
+from weightscape.settings import GENERATOR_TRAIN_EXECUTION_KEYS
 
 log = logging.getLogger(__name__)
 
-# Settings that do not change what is learned: a checkpoint written under other values of these is resumed.
-RESUMABLE_DIFFERENCES = ("steps", "checkpoint_every", "threads")
+# A checkpoint resumes when everything but these matches: more steps continue a training, and execution keys
+# (weightscape.settings) do not change the weights.
+RESUMABLE_DIFFERENCES = ("steps",) + GENERATOR_TRAIN_EXECUTION_KEYS
 WEIGHTS_FILE = "unet.safetensors"
 INFO_FILE = "generator.json"
 
@@ -62,7 +64,7 @@ def _learned_settings(settings: dict) -> dict:
 
 
 def train_ddpm(train_npz: str | Path, classes: list[str], settings: dict, out_dir: str | Path,
-               checkpoint: str | Path, identity: dict | None = None,
+               checkpoint: str | Path, *, identity: dict | None = None,
                progress: Callable = lambda it: it, device: torch.device = torch.device("cpu")) -> dict:
     """Train (or resume) the generator on `train_npz`; write EMA weights + generator.json to `out_dir`.
 

@@ -16,6 +16,7 @@ from weightscape.data.canonical import load_split
 from weightscape.diversity import class_balanced_sample, embed, pixel_vendi, vendi_score
 from weightscape.inputs import InputSpec, to_model_inputs
 from weightscape.io import read_json, write_json
+from weightscape.tables import checked_identity
 from weightscape.train import accuracy_by_class, predict
 
 log = logging.getLogger(__name__)
@@ -43,9 +44,9 @@ def class_consistency(predicted: np.ndarray, labels: np.ndarray, classes: list[s
             "per_class": accuracy_by_class(predicted, labels, classes)}
 
 
-def measure_fidelity(synthetic_npz: str | Path, real_train_npz: str | Path, real_test_npz: str | Path,
+def measure_fidelity(*, synthetic_npz: str | Path, real_train_npz: str | Path, real_test_npz: str | Path,
                      classes: list[str], judge_weights: str | Path, judge_info: str | Path, judge_metrics: str | Path,
-                     backbone_weights: str | Path, backbone_info: str | Path, sample_size: int, seed: int,
+                     backbone_weights: str | Path, backbone_info: str | Path, diversity: dict,
                      device: torch.device, out_json: str | Path, identity: dict | None = None) -> dict:
     """Fidelity of one synthetic set; written to `out_json` and returned.
 
@@ -55,8 +56,10 @@ def measure_fidelity(synthetic_npz: str | Path, real_train_npz: str | Path, real
     - FD_<backbone>: Frechet distance between the real test split and the synthetic set in the pretrained
       backbone's features (the input of its classifier), plus the same distance between the real training and
       test splits: the value a perfect generator would get at these sample sizes;
-    - pixel and embedding Vendi scores of class-balanced samples of `sample_size` synthetic and real images.
+    - pixel and embedding Vendi scores of class-balanced samples of `diversity["sample_size"]` synthetic and real
+      images (drawn with `diversity["seed"]`, the config section of the diversity stage).
     """
+    sample_size, seed = diversity["sample_size"], diversity["seed"]
     synthetic, synthetic_labels = load_split(synthetic_npz)
     real_train, real_train_labels = load_split(real_train_npz)
     real_test, real_test_labels = load_split(real_test_npz)
@@ -110,6 +113,8 @@ def fidelity_table(json_files: list[str | Path]) -> pd.DataFrame:
     for path in json_files:
         data = read_json(path)
         row = {k: v for k, v in data.items() if not isinstance(v, dict)}
+        for key, value in checked_identity(path, data).items():
+            row.setdefault(key, value)
         for part in ("synthetic", "real"):
             row.update({f"{key}_{part}": value for key, value in data[part].items()})
         row.update({f"consistency_{name}": share for name, share in data["class_consistency_per_class"].items()})

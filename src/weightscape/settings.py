@@ -1,0 +1,252 @@
+"""Typed settings: the validated config as frozen objects, built once per workflow parse (rules/common.smk) and
+once per job (the adapters in workflow_scripts/), always by :meth:`Settings.from_config`.
+
+Every object splits its settings in two:
+
+* what can change a result - :meth:`params` gives it as a canonical value (plain builtins, mappings key-sorted):
+  what Snakemake tracks as a rule's ``params`` and what every resume fingerprint hashes, so re-ordering the keys
+  of a config file never reruns a finished job;
+* what only steers execution (threads, augmentation worker processes, the evaluation batch size, the device):
+  :class:`Execution`, recorded as provenance next to the results (``metrics.json``), never a rerun trigger. A
+  thread count can change the last bits of a float on a CPU; that is worth recording, not worth redoing work for.
+
+Standard library only at import time: the workflow imports this module on every parse.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+#: keys of the `train` section that only steer execution (the rest are TrainSettings)
+TRAIN_EXECUTION_KEYS = ("device", "threads", "num_workers", "eval_batch_size")
+#: keys of a generator's `sample` / `train` sections that only steer execution (the DDPM draws every step from a
+#: generator seeded by (seed, step), so where it checkpoints does not change its weights)
+SAMPLE_EXECUTION_KEYS = ("threads",)
+GENERATOR_TRAIN_EXECUTION_KEYS = ("threads", "checkpoint_every")
+#: `spectra.delta` decides which jobs exist, not what one computes
+SPECTRA_WORKFLOW_KEYS = ("delta",)
+
+
+def canonical(value: Any) -> Any:
+    """`value` as plain builtins with every mapping's keys sorted (tuples become lists), recursively: its repr()
+    depends only on the values, which is what Snakemake compares to decide whether params changed."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    if isinstance(value, Mapping):
+        return {str(key): canonical(value[key]) for key in sorted(value, key=str)}
+    if isinstance(value, (list, tuple)):
+        return [canonical(item) for item in value]
+    return value
+
+
+def without(section: Mapping, keys: tuple[str, ...]) -> dict:
+    """The canonical `section` minus `keys` (e.g. a config section minus its execution-only keys)."""
+    return canonical({key: value for key, value in section.items() if key not in keys})
+
+
+def _fields(cls, values: Mapping, **extra) -> Any:
+    """cls(**the values its fields name): a config section may carry keys that belong to another object."""
+    return cls(**{f.name: values[f.name] for f in dataclasses.fields(cls) if f.name not in extra}, **extra)
+
+
+@dataclass(frozen=True)
+class Execution:
+    """How a job runs, not what it computes: the device preference (auto / cpu / cuda) honoured by every rule that
+    runs a model, CPU threads, augmentation worker processes and the evaluation batch size."""
+
+    device: str
+    threads: int
+    num_workers: int
+    eval_batch_size: int
+
+    @classmethod
+    def from_config(cls, config: Mapping, threads: int | None = None) -> "Execution":
+        """From the config's `train` section; `threads` (the job's own, snakemake.threads) overrides the config's."""
+        train = config["train"]
+        return cls(device=train["device"], threads=int(threads or train["threads"]),
+                   num_workers=train["num_workers"], eval_batch_size=train["eval_batch_size"])
+
+    @property
+    def gpus(self) -> int:
+        """GPUs a job of a model-running rule asks its scheduler for (the `gpu` resource)."""
+        return int(self.device == "cuda")
+
+    def torch_device(self):
+        """The torch device this preference resolves to on this machine (weightscape.runtime.pick_device)."""
+        from weightscape.runtime import pick_device
+
+        return pick_device(self.device)
+
+    def provenance(self) -> dict:
+        """What ran the job, recorded next to its results: the resolved device, threads, workers, batch size and
+        the torch version (a thread count or a kernel version can move the last bits of a float)."""
+        import torch
+
+        return {"device": str(self.torch_device()), "threads": self.threads, "num_workers": self.num_workers,
+                "eval_batch_size": self.eval_batch_size, "torch": torch.__version__}
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """The fine-tuning settings that determine a run's weights (config section `train` minus execution keys)."""
+
+    optimizer: str
+    lr: float
+    momentum: float
+    batch_size: int
+    epochs: int
+    weight_decay_mode: str
+    bf16: bool
+
+    @classmethod
+    def from_config(cls, train: Mapping) -> "TrainSettings":
+        return _fields(cls, train)
+
+    def params(self) -> dict:
+        return canonical(self)
+
+    def replace(self, **changes) -> "TrainSettings":
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Mix:
+    """A synthetic condition's training set: `scheme` replace | add, share `p`, images from `generator`."""
+
+    scheme: str
+    p: float
+    generator: str
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One grid condition (weightscape.config.conditions describes the fields); all of it can change a result."""
+
+    name: str
+    family: str
+    kind: str | None
+    level: float | None
+    dropout: float
+    weight_decay: float
+    transforms: tuple[dict, ...]
+    mix: Mix | None
+
+    @classmethod
+    def from_dict(cls, condition: Mapping) -> "Condition":
+        """From an expanded condition dict (weightscape.config.expand_conditions)."""
+        mix = condition.get("mix")
+        transforms = tuple({"name": t["name"], "args": dict(t.get("args") or {})} for t in condition["transforms"])
+        return _fields(cls, condition, transforms=transforms, mix=Mix(**mix) if mix else None)
+
+    def params(self) -> dict:
+        return canonical(self)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A `datasets[]` entry; `download` (may torchvision fetch missing files) only steers execution."""
+
+    name: str
+    source: str
+    root: str | None
+    download: bool
+    image_size: int
+    train_per_class: int
+    val_per_class: int
+    test_per_class: int | None
+    split_seed: int
+
+    @classmethod
+    def from_config(cls, dataset: Mapping) -> "Dataset":
+        return _fields(cls, dataset)
+
+    def params(self) -> dict:
+        return without(dataclasses.asdict(self), ("download",))
+
+    def source_options(self) -> dict:
+        """What a source reader (weightscape.data.sources) reads: root, download, image_size, ..."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Model:
+    """A `models[]` entry: architecture spec, weights (pretrained / random / a file) and input resolution."""
+
+    name: str
+    arch: str
+    weights: str
+    image_size: int
+
+    @classmethod
+    def from_config(cls, model: Mapping) -> "Model":
+        return _fields(cls, model)
+
+    def params(self) -> dict:
+        return canonical(self)
+
+
+@dataclass(frozen=True)
+class Generator:
+    """A `generators[]` entry. `sample` and `train` keep the config's nested sections (execution keys included);
+    :meth:`sample_params` and :meth:`train_params` are what the synthesize and train_generator jobs depend on."""
+
+    name: str
+    kind: str
+    weights: str | None
+    per_class: int
+    prompt: str
+    resolution: int
+    sample: dict
+    train: dict
+
+    @classmethod
+    def from_config(cls, generator: Mapping) -> "Generator":
+        return _fields(cls, generator, sample=dict(generator["sample"]), train=dict(generator["train"]))
+
+    def sample_params(self) -> dict:
+        """Everything that shapes the synthetic images except the training of the generator (whose weights are an
+        input file of the job) and execution keys."""
+        return canonical({**without(dataclasses.asdict(self), ("train", "sample")),
+                          "sample": without(self.sample, SAMPLE_EXECUTION_KEYS)})
+
+    def train_params(self) -> dict:
+        """The settings that shape a trained generator's weights (steps included: the fingerprint of a resumable
+        training treats a larger step count as a continuation, weightscape.synth.ddpm)."""
+        return without(self.train, GENERATOR_TRAIN_EXECUTION_KEYS)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The whole validated config as settings objects, keyed by the names the wildcards use."""
+
+    datasets: dict[str, Dataset]
+    models: dict[str, Model]
+    conditions: dict[str, Condition]
+    seeds: tuple[int, ...]
+    generators: dict[str, Generator]
+    train: TrainSettings
+    execution: Execution
+    sections: dict[str, dict]  # the plain sections (ood, spectra, diversity, compare, plots, fidelity), canonical
+
+    @classmethod
+    def from_config(cls, config: Mapping, conditions: list[dict] | None = None) -> "Settings":
+        """From a config whose defaults are filled in (weightscape.config.validate_config ran on it); `conditions`:
+        the grid's expanded conditions when the caller has them already (else they are expanded here)."""
+        from weightscape.config.conditions import expand_conditions
+
+        expanded = expand_conditions(config) if conditions is None else conditions
+        return cls(datasets={d["name"]: Dataset.from_config(d) for d in config["datasets"]},
+                   models={m["name"]: Model.from_config(m) for m in config["models"]},
+                   conditions={c["name"]: Condition.from_dict(c) for c in expanded},
+                   seeds=tuple(config["seeds"]),
+                   generators={g["name"]: Generator.from_config(g) for g in config["generators"]},
+                   train=TrainSettings.from_config(config["train"]), execution=Execution.from_config(config),
+                   sections={name: canonical(config[name]) for name in
+                             ("ood", "spectra", "diversity", "compare", "plots", "fidelity")})
+
+    def spectra_params(self) -> dict:
+        """The analyze() options of a spectra job (`spectra` minus what only decides which jobs exist)."""
+        return without(self.sections["spectra"], SPECTRA_WORKFLOW_KEYS)
