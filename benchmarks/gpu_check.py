@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import math
 import statistics
 import sys
@@ -26,6 +27,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 import yaml
+
+from weightscape.settings import Execution, Model, TrainSettings
 
 REPO = Path(__file__).resolve().parent.parent
 CLASSES = 100  # CIFAR-100's head, the larger of the paper's two
@@ -56,14 +59,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def load_settings(path: Path) -> dict:
-    """The validated config (defaults filled in); a bad file ends the check with one line."""
-    from weightscape.config import ConfigError, validate_config
+def load_settings(path: Path):
+    """The config's settings (weightscape.settings.Settings, validated); a bad file ends the check with one line."""
+    from weightscape.config import ConfigError, validated_settings
 
     if not path.is_file():
         sys.exit(f"gpu_check: config file {path} does not exist")
     try:
-        return validate_config(yaml.safe_load(path.read_text()) or {}, base_dir=REPO)
+        return validated_settings(yaml.safe_load(path.read_text()) or {}, base_dir=REPO)
     except ConfigError as error:
         sys.exit(f"gpu_check: config error in {path}: {error}")
 
@@ -118,41 +121,43 @@ def all_finite(model) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in model.parameters())
 
 
-def check_model(model_cfg: dict, train: dict, args, device: torch.device) -> dict:
+def check_model(model: Model, train: TrainSettings, args, execution: Execution) -> dict:
     """Train one model both ways, alternating; return the figures of its report block."""
     from weightscape.models import build_model
     from weightscape.train import fit, predict
 
-    built = build_model(model_cfg["arch"], CLASSES, weights="random", head_seed=0)
-    image_size = args.image_size or model_cfg["image_size"]
-    batch_size = args.batch_size or train["batch_size"]
+    device = execution.torch_device()
+    built = build_model(model.arch, CLASSES, weights="random", head_seed=0)
+    image_size = args.image_size or model.image_size
+    batch_size = args.batch_size or train.batch_size
     pool = batch_pool(batch_size, image_size)
-    settings = {**train, "epochs": 1}
+    one_epoch = train.replace(epochs=1)
     runners = {
-        "bare": lambda m: bare_loop(m, pool, args.steps, train["lr"], device),
-        "weightscape": lambda m: fit(m, cycled(pool, args.steps), settings, 0.0, 0, device)[-1]["train_loss"],
+        "bare": lambda m: bare_loop(m, pool, args.steps, train.lr, device),
+        "weightscape": lambda m: fit(m, cycled(pool, args.steps), one_epoch, weight_decay=0.0, seed=0,
+                                     execution=execution)[-1]["train_loss"],
     }
     if args.warmup:
-        bare_loop(copy.deepcopy(built.module), pool, args.warmup, train["lr"], device)  # kernels, allocator
+        bare_loop(copy.deepcopy(built.module), pool, args.warmup, train.lr, device)  # kernels, allocator
     seconds = {name: [] for name in runners}
     losses, peak_bytes, trained = [], 0, None
     for _ in range(args.repeats):
         for name, run in runners.items():
-            model = copy.deepcopy(built.module)
+            network = copy.deepcopy(built.module)
             if device.type == "cuda":
                 torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats(device)
-            elapsed, loss = timed(lambda: run(model), device)
+            elapsed, loss = timed(lambda: run(network), device)
             seconds[name].append(elapsed)
             losses.append(loss)
             if device.type == "cuda":
                 peak_bytes = max(peak_bytes, torch.cuda.max_memory_allocated(device))
-            trained = model
-            del model
+            trained = network
+            del network
     probabilities = predict(trained, pool[0][0], batch_size, device)
     rates = {name: batch_size * args.steps / statistics.median(values) for name, values in seconds.items()}
     figures = {
-        "name": model_cfg["name"], "arch": model_cfg["arch"], "image_size": image_size, "batch_size": batch_size,
+        "name": model.name, "arch": model.arch, "image_size": image_size, "batch_size": batch_size,
         "parameters": sum(p.numel() for p in built.module.parameters()), "rates": rates, "seconds": seconds,
         "ratio": rates["weightscape"] / rates["bare"], "peak_gib": peak_bytes / 2**30,
         "finite_loss": all(math.isfinite(v) for v in losses), "finite_weights": all_finite(trained),
@@ -199,25 +204,25 @@ def problems(figures: dict) -> list[str]:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from weightscape.runtime import pick_device
 
-    config = load_settings(args.config)
-    models = {m["name"]: m for m in config["models"]}
+    settings = load_settings(args.config)
+    models = settings.models
     unknown = sorted(set(args.models or []) - set(models))
     if unknown:
         sys.exit(f"gpu_check: --models {unknown[0]!r} is not a model of {args.config}; choose from: "
                  f"{', '.join(models)}")
+    execution = dataclasses.replace(settings.execution, device=args.device)
     try:
-        device = pick_device(args.device)
+        device = execution.torch_device()
     except RuntimeError as error:
         sys.exit(f"gpu_check: {error}")
-    train = config["train"]
+    train = settings.train
     described = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu (float32)"
     print(f"gpu_check: torch {torch.__version__} on {described}; config {args.config.name}; "
-          f"bf16 {device.type == 'cuda' and train.get('bf16', True)}", flush=True)
+          f"bf16 {device.type == 'cuda' and train.bf16}", flush=True)
     failures = []
     for name in args.models or models:
-        figures = check_model(models[name], train, args, device)
+        figures = check_model(models[name], train, args, execution)
         print("\n".join(report(figures, args.steps, args.repeats)), flush=True)
         failures += problems(figures)
     print("gpu_check: ok" if not failures else f"gpu_check: FAILED ({'; '.join(failures)})")

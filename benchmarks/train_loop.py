@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from _common import add_model_arguments, default_model_and_data
 from weightscape.runtime import pin_threads
+from weightscape.settings import Execution, TrainSettings
 
 
 def bare_loop(model, inputs, labels, epochs, batch_size, lr, seed):
@@ -48,12 +49,13 @@ def main() -> None:
 
     built, images, labels, spec = default_model_and_data(args.images, args.image_size)
     inputs, labels = to_model_inputs(images, spec), torch.as_tensor(labels)
-    train = {"optimizer": "adam", "lr": 1e-3, "momentum": 0.9, "batch_size": args.batch_size, "epochs": args.epochs,
-             "weight_decay_mode": "coupled", "eval_batch_size": 256}
-    cpu = torch.device("cpu")
+    train = TrainSettings(optimizer="adam", lr=1e-3, momentum=0.9, batch_size=args.batch_size, epochs=args.epochs,
+                          weight_decay_mode="coupled", bf16=True)
+    cpu = Execution(device="cpu", threads=args.threads, num_workers=0, eval_batch_size=256)
     runners = {
         "bare": lambda m: bare_loop(m, inputs, labels, args.epochs, args.batch_size, 1e-3, 0),
-        "weightscape": lambda m: fit(m, tensor_batches(inputs, labels, args.batch_size), train, 0.0, 0, cpu),
+        "weightscape": lambda m: fit(m, tensor_batches(inputs, labels, args.batch_size), train, weight_decay=0.0,
+                                     seed=0, execution=cpu),
     }
     runners["bare"](copy.deepcopy(built.module))  # warm-up (allocator, kernels) outside the timing
     rates = {name: [] for name in runners}

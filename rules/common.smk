@@ -86,14 +86,17 @@ REFERENCES = [
 
 def spectra_tables(wildcards):
     """Every analysed model's layers.parquet: each reference, each run and (spectra.delta) each run's Delta W; the
-    summary reads each table's identity from its path (weightscape.tables.path_identity)."""
+    summary reads each table's identity from its path (weightscape.tables.path_identity).
+    """
     references = [
         "results/models/{model}/{dataset}/seed{seed}/spectra/layers.parquet".format(
             **ref
         )
         for ref in REFERENCES
     ]
-    folders = ["spectra", "spectra_delta"] if config["spectra"]["delta"] else ["spectra"]
+    folders = (
+        ["spectra", "spectra_delta"] if config["spectra"]["delta"] else ["spectra"]
+    )
     runs = [
         run_file(run, os.path.join(folder, "layers.parquet"))
         for run in RUNS
@@ -122,7 +125,48 @@ FIGURES = [
     "quadrant",
     "outcome_bars",
     "accuracy_vs_vendi",
+    "dose_response",
 ]
+# the tables of the across-seed answer (weightscape.answer.TABLES), results/answer/<name>.csv
+ANSWER_TABLES = [
+    "verdicts",
+    "claims",
+    "effects",
+    "family_effects",
+    "noise",
+    "regularizers",
+    "curves",
+    "placement",
+    "comparison",
+    "claim1",
+    "claim2",
+    "additivity",
+]
+
+
+CURVATURE = config["curvature"]["enabled"]
+if CURVATURE:
+    FIGURES.append("curvature")
+
+
+def curvature_files():
+    """Every run's and every reference's curvature.json (none when curvature is off)."""
+    if not CURVATURE:
+        return []
+    references = [
+        "results/models/{model}/{dataset}/seed{seed}/curvature.json".format(**ref)
+        for ref in REFERENCES
+    ]
+    return references + [run_file(run, "curvature.json") for run in RUNS]
+
+
+def combined_pairs():
+    """combined condition -> [its data condition, its regularizer condition], for the additivity statistics."""
+    return {
+        name: list(condition.combines)
+        for name, condition in sorted(CONDITIONS.items())
+        if condition.combines
+    }
 
 
 def esd_archives():

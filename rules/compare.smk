@@ -39,3 +39,34 @@ rule compare:
         compare=SETTINGS.sections["compare"],
     script:
         "../workflow_scripts/compare.py"
+
+
+rule answer:
+    input:
+        deltas="results/compare/layer_deltas.parquet",
+        runs="results/summary/runs.csv",
+        diversity="results/diversity/diversity.csv",
+    output:
+        **{
+            name: report(
+                f"results/answer/{name}.csv",
+                caption=f"../report/answer_{name}.rst",
+                category="Answer tables",
+            )
+            for name in ANSWER_TABLES
+        },
+    log:
+        "results/logs/answer.log",
+    benchmark:
+        "results/benchmarks/answer.tsv"
+    conda:
+        "../envs/weightscape.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime="30m",
+    params:
+        stats=SETTINGS.sections["stats"],
+        combined=combined_pairs(),
+    script:
+        "../workflow_scripts/answer.py"

@@ -20,6 +20,7 @@ rule diversity:
     params:
         condition=lambda wildcards: CONDITIONS[wildcards.condition].params(),
         diversity=SETTINGS.sections["diversity"],
+        seeds=SEEDS,
     script:
         "../workflow_scripts/diversity.py"
 

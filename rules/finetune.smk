@@ -43,8 +43,14 @@ rule finetune:
         runtime="4h",
         gpu=GPUS,
     params:
+        **(
+            {"curvature": SETTINGS.finetune_curvature()}
+            if SETTINGS.finetune_curvature()
+            else {}
+        ),
         condition=lambda wildcards: CONDITIONS[wildcards.condition].params(),
         train=SETTINGS.train.params(),
+        # the curvature settings only where the fine-tune measures it (curvature.every_epoch)
         checkpoint="results/runs/{dataset}/{model}/{condition}/seed{seed}/checkpoint.pt",
     script:
         "../workflow_scripts/finetune.py"

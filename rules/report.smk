@@ -4,6 +4,9 @@ rule plots:
         diversity="results/diversity/diversity.csv",
         effects="results/compare/family_effects.csv",
         deltas="results/compare/layer_deltas.parquet",
+        curves="results/answer/curves.csv",
+        placement="results/answer/placement.csv",
+        answer_effects="results/answer/effects.csv",
         eigenvalues=lambda wildcards: list(esd_archives().values()),
     output:
         **{
@@ -36,6 +39,7 @@ rule summary_md:
         distances="results/compare/condition_distances.csv",
         effects="results/compare/family_effects.csv",
         outcomes="results/compare/outcome_tests.csv",
+        answer=expand("results/answer/{name}.csv", name=ANSWER_TABLES),
         fidelity=["results/synthetic/fidelity.csv"] if USED_GENERATORS else [],
     output:
         report("results/summary.md", caption="../report/summary.rst", category="Answer"),

@@ -1,6 +1,7 @@
 rule summarize_runs:
     input:
         metrics=[run_file(run, "metrics.json") for run in RUNS],
+        curvature=curvature_files(),
     output:
         runs=report(
             "results/summary/runs.csv", caption="../report/runs.rst", category="Tables"

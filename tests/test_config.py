@@ -35,7 +35,10 @@ def test_shipped_configs_validate_and_expand(fashion_root):
     smoke = load_config(REPO / "configs/smoke.yaml")
     assert [(c["family"], c["kind"]) for c in expand_conditions(smoke)] == [
         ("baseline", None), ("dropout", None), ("weight_decay", None), ("diversity", "augment"), ("diversity", "noise"),
-        ("synthetic", "replace")]
+        ("synthetic", "replace"), ("combined", "augment")]
+    combined = expand_conditions(smoke)[-1]
+    assert combined["combines"] == ["autoaugment", "dropout_0.5"] and combined["dropout"] == 0.5
+    assert combined["transforms"] == [{"name": "autoaugment", "args": {}}] and combined["level"] == 0.5
 
 
 def test_diversity_conditions_carry_their_transforms(fashion_root):
@@ -138,6 +141,24 @@ BAD_CONFIGS = {
     "mix on a dropout condition": (base_config(conditions=[{"name": "x", "family": "dropout", "dropout": 0.1,
                                                             "mix": {"scheme": "add", "p": 0.5, "generator": "g"}}]),
                                    "conditions[0].mix", "only synthetic"),
+    "combined without combines": (base_config(conditions=[{"name": "c", "family": "combined"}]),
+                                  "conditions[0].combines", "must name"),
+    "combined with an unknown condition": (base_config(conditions=[{"name": "c", "family": "combined",
+                                                                    "combines": ["autoaugment", "dropout_0.9"]}]),
+                                           "conditions[0].combines[1]", "'dropout_0.9' is not a condition"),
+    "combined the wrong way round": (base_config(conditions=[{"name": "c", "family": "combined",
+                                                              "combines": ["dropout_0.5", "autoaugment"]}]),
+                                     "conditions[0].combines[0]", "allowed: diversity or synthetic"),
+    "combined with its own dropout": (base_config(conditions=[{"name": "c", "family": "combined", "dropout": 0.2,
+                                                               "combines": ["autoaugment", "dropout_0.5"]}]),
+                                      "conditions[0].dropout", "takes its data and regularizer from combines"),
+    "combines on a dropout condition": (base_config(conditions=[{"name": "d", "family": "dropout", "dropout": 0.2,
+                                                                 "combines": ["autoaugment", "dropout_0.5"]}]),
+                                        "conditions[0].combines", "only combined conditions"),
+    "unknown stats metric": (_with("stats.metrics", ["alpah"]), "stats.metrics[0]", "log_norm"),
+    "negative margin": (_with("stats.equivalence_margin", {"default": -1}), "stats.equivalence_margin.default",
+                        "equivalence_margin"),
+    "too few seeds for the verdicts": (_with("stats.min_seeds", 1), "stats.min_seeds", ">= 2"),
     "missing datasets": (_with("datasets", None) | {"datasets": None}, "datasets", "expected array"),
     "empty grid": (_with("families", {"baseline": False, "dropout": [], "weight_decay": [],
                                       "diversity": {"augment": [], "noise": [], "stacked": []}}), "families",
@@ -179,7 +200,7 @@ def test_cli_check_config_lists_the_grid_or_one_error_line(tmp_path, capsys, fas
 
     assert main(["check-config", str(REPO / "configs" / "smoke.yaml")]) == 0
     out = capsys.readouterr().out
-    assert "6 conditions x 2 seed(s)" in out and "= 12 fine-tuning runs" in out
+    assert "7 conditions x 3 seed(s)" in out and "= 21 fine-tuning runs" in out
     assert "dropout_0.5" in out and "kind=noise" in out and "kind=replace" in out
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(base_config(seeds=[])))
@@ -195,7 +216,7 @@ def test_schema_enums_match_the_registries_they_name():
     from weightscape.augment import TRANSFORMS
     from weightscape.data.corruptions import CORRUPTIONS
     from weightscape.data.sources import SOURCES
-    from weightscape.names import FAMILIES
+    from weightscape.names import FAMILIES, SPECTRAL_METRICS
     from weightscape.spectra import CONVENTIONS
     from weightscape.synth.generate import SYNTHESIZERS
     from weightscape.train import OPTIMIZERS
@@ -217,6 +238,7 @@ def test_schema_enums_match_the_registries_they_name():
         "conditions[].kind": (condition["kind"]["enum"], DIVERSITY_KINDS + MIX_SCHEMES),
         "conditions[].mix.scheme": (condition["mix"][p]["scheme"]["enum"], MIX_SCHEMES),
         "spectra.convention": (s[p]["spectra"][p]["convention"]["enum"], CONVENTIONS),
+        "stats.metrics": (s[p]["stats"][p]["metrics"]["items"]["enum"], SPECTRAL_METRICS),
     }
     for key, (enum, registry) in pairs.items():
         assert sorted(enum) == sorted(registry), key

@@ -104,16 +104,18 @@ def test_class_balanced_sample():
         class_balanced_sample(labels, 44, seed=0)
 
 
-def test_diversity_table_reads_each_row_identity_from_its_file_place(tmp_path):
+def test_diversity_table_has_a_row_per_draw_and_reads_identities_from_the_file_place(tmp_path):
     files = []
     for name, vs in (("noise", 16.0), ("baseline", 21.0)):
         path = tmp_path / "results" / "diversity" / "fm" / "lite0" / f"{name}.json"
-        write_json(path, {"condition": name, "n": 200, "vendi_pixel": 5.9, "vendi_embedding": vs, "rho": 1.0,
-                          "vendi_weighted": vs})
+        draws = [{"seed": seed, "n": 200, "vendi_pixel": 5.9, "vendi_embedding": vs + seed, "rho": 1.0,
+                  "vendi_weighted": vs + seed} for seed in (0, 1)]
+        write_json(path, {"condition": name, "family": "diversity", "draws": draws})
         files.append(path)
     table = diversity_table(files)
-    assert list(table.columns[:4]) == ["dataset", "model", "condition", "n"]
-    assert table[["condition", "vendi_embedding"]].values.tolist() == [["noise", 16.0], ["baseline", 21.0]]
+    assert list(table.columns[:6]) == ["dataset", "model", "condition", "family", "seed", "n"]
+    assert table[["condition", "seed", "vendi_embedding"]].values.tolist() == [
+        ["noise", 0, 16.0], ["noise", 1, 17.0], ["baseline", 0, 21.0], ["baseline", 1, 22.0]]
     moved = tmp_path / "results" / "diversity" / "fm" / "lite0" / "other.json"
     moved.write_text(files[0].read_text())  # says condition "noise", lies in other.json
     with pytest.raises(ValueError, match="disagree"):

@@ -11,6 +11,9 @@ import yaml
 from conftest import REPO, job_counts, snakemake, write_config
 
 pytestmark = pytest.mark.pipeline
+CONDITIONS = {"baseline": "baseline", "dropout_0.5": "dropout", "weight_decay_0.001": "weight_decay",
+              "autoaugment": "diversity", "noise_0.05": "diversity", "replace_0.5": "synthetic",
+              "autoaugment_dropout_0.5": "combined"}
 
 
 def test_smoke_grid_runs_end_to_end(smoke):
@@ -18,10 +21,7 @@ def test_smoke_grid_runs_end_to_end(smoke):
     with open(workdir / "results" / "summary" / "runs.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert [(r["condition"], r["family"], r["seed"]) for r in rows] == [
-        (condition, family, seed) for condition, family in [
-            ("baseline", "baseline"), ("dropout_0.5", "dropout"), ("weight_decay_0.001", "weight_decay"),
-            ("autoaugment", "diversity"), ("noise_0.05", "diversity"), ("replace_0.5", "synthetic")]
-        for seed in ("0", "1")]
+        (condition, family, seed) for condition, family in CONDITIONS.items() for seed in ("0", "1", "2")]
     for row in rows:
         assert float(row["id_accuracy"]) > 0.2, row  # chance is 0.1 on 10 classes (300 images, 3 epochs)
         assert 0 <= float(row["id_ece"]) <= 1 and float(row["ood_accuracy"]) > 0.1
@@ -76,10 +76,9 @@ def test_smoke_grid_has_spectra_for_the_reference_and_every_run(smoke):
     workdir, _ = smoke
     layers = pd.read_parquet(workdir / "results" / "summary" / "layers.parquet")
     per_model = layers.groupby(["stage", "condition", "seed"]).size()
-    assert set(per_model.index) == {(stage, condition, seed) for stage, condition in [
-        ("pretrained", "pretrained"), ("finetuned", "baseline"), ("finetuned", "dropout_0.5"),
-        ("finetuned", "weight_decay_0.001"), ("finetuned", "autoaugment"), ("finetuned", "noise_0.05"),
-        ("finetuned", "replace_0.5")] for seed in (0, 1)}
+    assert set(per_model.index) == {(stage, condition, seed) for stage, condition in
+                                    [("pretrained", "pretrained")] + [("finetuned", c) for c in CONDITIONS]
+                                    for seed in (0, 1, 2)}
     from torch import nn
 
     from weightscape.models import build_model
@@ -98,10 +97,15 @@ def test_smoke_grid_has_spectra_for_the_reference_and_every_run(smoke):
 
 def test_smoke_grid_measures_diversity_of_every_condition(smoke):
     workdir, _ = smoke
-    table = pd.read_csv(workdir / "results" / "diversity" / "diversity.csv").set_index("condition")
-    assert list(table.index) == ["baseline", "dropout_0.5", "weight_decay_0.001", "autoaugment", "noise_0.05",
-                                 "replace_0.5"]
-    assert (table["n"] == 60).all()
+    draws = pd.read_csv(workdir / "results" / "diversity" / "diversity.csv")
+    assert list(dict.fromkeys(draws["condition"])) == list(CONDITIONS)
+    assert (draws.groupby("condition")["seed"].apply(list) == [[0, 1, 2]] * len(CONDITIONS)).all()  # a draw a seed
+    assert (draws["n"] == 60).all()
+    assert draws.groupby("condition")["vendi_pixel"].nunique()["replace_0.5"] == 3  # the seeds' own mixes
+    scores = ["vendi_pixel", "vendi_embedding", "rho"]
+    combined = draws[draws["condition"] == "autoaugment_dropout_0.5"][scores].to_numpy()
+    assert np.array_equal(combined, draws[draws["condition"] == "autoaugment"][scores].to_numpy())  # same data
+    table = draws[draws["seed"] == 0].set_index("condition")
     # no augmentation: the training distribution is the clean one (rho = 1, equal scores)
     assert table.loc["baseline", "rho"] == pytest.approx(1.0)
     assert table.loc["dropout_0.5", "vendi_pixel"] == table.loc["baseline", "vendi_pixel"]
@@ -114,7 +118,8 @@ def test_smoke_grid_measures_diversity_of_every_condition(smoke):
     assert table.loc["replace_0.5", "family"] == "synthetic" and table.loc["replace_0.5", "kind"] == "replace"
 
 
-FIGURES = ["esd_overlay", "family_bars", "layer_lines", "quadrant", "outcome_bars", "accuracy_vs_vendi"]
+FIGURES = ["esd_overlay", "family_bars", "layer_lines", "quadrant", "outcome_bars", "accuracy_vs_vendi",
+           "dose_response", "curvature"]
 
 
 def test_smoke_grid_answers_with_statistics_figures_summary_and_report(smoke):
@@ -125,7 +130,7 @@ def test_smoke_grid_answers_with_statistics_figures_summary_and_report(smoke):
     assert {"F", "p", "p_welch_diversity_vs_dropout", "p_student_diversity_vs_weight_decay"} <= set(tests.columns)
     effects = pd.read_csv(results / "compare" / "family_effects.csv")
     overall = effects[effects["scope"] == "overall"]
-    assert (overall["n_seeds"] == 2).all()  # two seeds in the smoke config -> intervals across seeds
+    assert (overall["n_seeds"] == 3).all()  # three seeds in the smoke config -> intervals across seeds
     assert overall["ci_low_seeds"].notna().all() and (overall["ci_low_seeds"] <= overall["mean"]).all()
     distances = pd.read_csv(results / "compare" / "condition_distances.csv")
     assert set(distances["condition"]) == {"autoaugment", "noise_0.05", "replace_0.5"}
@@ -136,6 +141,7 @@ def test_smoke_grid_answers_with_statistics_figures_summary_and_report(smoke):
     for condition in ("autoaugment", "noise_0.05", "replace_0.5"):
         assert f"**{condition}**" in summary
     assert "weight decay" in summary and "p = " in summary
+    assert "Hessian trace (loss curvature)" in summary  # curvature joins the outcome statistics
     report = workdir / "report.html"
     result = snakemake(workdir, "--configfile", str(config), "--report", str(report))
     assert result.returncode == 0, result.stderr[-2000:]
@@ -155,7 +161,8 @@ def test_changing_a_statistics_parameter_reruns_no_fine_tune_and_no_spectra(smok
     changed = write_config(workdir / "stats.yaml", config, compare={"n_resamples": 500})
     result = snakemake(workdir, "-n", "--cores", "2", "--configfile", str(changed))
     assert result.returncode == 0, result.stderr
-    assert job_counts(result.stdout) == {"compare": 1, "plots": 1, "summary_md": 1, "all": 1, "total": 4}
+    assert job_counts(result.stdout) == {"compare": 1, "answer": 1, "plots": 1, "summary_md": 1, "all": 1,
+                                          "total": 5}
 
 
 def test_adding_one_dropout_level_runs_only_that_cell_and_the_aggregates(smoke):
@@ -164,10 +171,11 @@ def test_adding_one_dropout_level_runs_only_that_cell_and_the_aggregates(smoke):
     changed = write_config(workdir / "more_dropout.yaml", config, families={**families, "dropout": [0.5, 0.3]})
     result = snakemake(workdir, "-n", "--cores", "2", "--configfile", str(changed))
     assert result.returncode == 0, result.stderr
-    # the new cell: one fine-tune + spectra per seed (2 seeds), its diversity; then every aggregate once
-    assert job_counts(result.stdout) == {"finetune": 2, "spectra_run": 2, "diversity": 1, "summarize_runs": 1,
-                                          "summarize_spectra": 1, "summarize_diversity": 1, "compare": 1,
-                                          "plots": 1, "summary_md": 1, "all": 1, "total": 12}
+    # the new cell: one fine-tune + spectra + curvature per seed (3 seeds), its diversity; then every aggregate once
+    assert job_counts(result.stdout) == {"finetune": 3, "spectra_run": 3, "curvature_run": 3, "diversity": 1,
+                                          "summarize_runs": 1, "summarize_spectra": 1, "summarize_diversity": 1,
+                                          "compare": 1, "answer": 1, "plots": 1, "summary_md": 1, "all": 1,
+                                          "total": 20}
     assert "dropout_0.3" in result.stdout and "dropout_0.5/seed0/metrics.json" not in _job_outputs(result.stdout)
 
 
@@ -188,7 +196,7 @@ def test_changing_the_learning_rate_reruns_only_the_fine_tunes(smoke):
     result = snakemake(workdir, "-n", "--cores", "2", "--configfile", str(changed))
     assert result.returncode == 0, result.stderr
     jobs = job_counts(result.stdout)
-    assert jobs.get("finetune") == 12 and jobs.get("spectra_run") == 12
+    assert jobs.get("finetune") == 21 and jobs.get("spectra_run") == 21 and jobs.get("curvature_run") == 21
     assert jobs.get("summarize_runs") == 1 and jobs.get("summarize_spectra") == 1 and jobs.get("compare") == 1
     assert jobs.get("train_judge") == 1 and jobs.get("fidelity") == 1  # the judge fine-tunes with train.lr too
     assert not {"prepare_data", "corrupt", "pretrained", "spectra_reference", "diversity", "train_generator",
@@ -228,8 +236,8 @@ def test_switching_on_delta_spectra_runs_only_the_delta_jobs_and_the_aggregates(
     changed = write_config(workdir / "delta.yaml", config, spectra={"delta": True})
     result = snakemake(workdir, "-n", "--cores", "2", "--configfile", str(changed))
     assert result.returncode == 0, result.stderr
-    assert job_counts(result.stdout) == {"spectra_delta": 12, "summarize_spectra": 1, "compare": 1, "plots": 1,
-                                          "summary_md": 1, "all": 1, "total": 17}
+    assert job_counts(result.stdout) == {"spectra_delta": 21, "summarize_spectra": 1, "compare": 1, "answer": 1,
+                                          "plots": 1, "summary_md": 1, "all": 1, "total": 27}
 
 
 def test_every_result_file_is_readable_by_group_and_others(smoke):
@@ -287,3 +295,62 @@ def test_bad_config_stops_before_any_job_with_one_line(tmp_path, fashion_root):
     errors = [line for line in output.splitlines() if "config error" in line]
     assert errors == ["weightscape: config error: train.epochs: 0 is out of range; allowed: >= 1"], output
     assert not (tmp_path / "results").exists()
+
+
+def _g(x) -> str:
+    return "n/a" if x is None or not np.isfinite(x) else f"{x:.3g}"
+
+
+def test_summary_opens_with_a_verdict_per_condition_and_both_claims_from_the_tables(smoke):
+    workdir, _ = smoke
+    answer = workdir / "results" / "answer"
+    verdicts = pd.read_csv(answer / "verdicts.csv").set_index("condition")
+    claims = pd.read_csv(answer / "claims.csv")
+    family_effects = pd.read_csv(answer / "family_effects.csv")
+    text = (workdir / "results" / "summary.md").read_text()
+    opening = text.split("# Details")[0]
+    assert "rests on 3 seeds" in opening.splitlines()[2]
+    assert set(verdicts.index) == {"autoaugment", "noise_0.05", "replace_0.5"}  # every data condition, once
+    verdict_words = ("like dropout", "like weight decay", "no measurable effect", "inconclusive")
+    for condition, row in verdicts.iterrows():
+        line = next(line for line in opening.splitlines() if line.startswith(f"- **{condition}**"))
+        assert row["verdict"] in line and row["verdict"].startswith(verdict_words), line
+        assert f"{int(row['n_seeds'])} seeds" in line and row["reason"] in line
+    for title, (_, claim) in zip(("Claim 1", "Claim 2"), claims.iterrows()):
+        line = next(line for line in opening.splitlines() if line.startswith(f"- **{title}"))
+        assert f": {claim['statement']}**" in line and f"{int(claim['n_seeds'])} seeds" in line, line
+    for family, part in family_effects.groupby("family"):
+        line = next(line for line in opening.splitlines() if line.startswith(f"- **{family.replace('_', ' ')}**"))
+        for _, row in part.iterrows():  # every number on the line is the table's, as printed
+            assert (f"{row['metric'].replace('_', ' ')} {_g(row['mean'])} (95% CI {_g(row['ci_low'])} to "
+                    f"{_g(row['ci_high'])}, {_g(row['effect_in_noise'])} x the noise") in line, line
+    additivity = pd.read_csv(answer / "additivity.csv")
+    assert set(additivity["condition"]) == {"autoaugment_dropout_0.5"} and additivity["verdict"].notna().all()
+
+
+def test_curvature_of_every_run_and_reference_is_in_runs_csv(smoke):
+    workdir, _ = smoke
+    runs = pd.read_csv(workdir / "results" / "summary" / "runs.csv")
+    for column in ("hessian_trace", "hessian_trace_se", "hessian_top_eig", "hessian_trace_pretrained"):
+        assert runs[column].notna().all(), column
+    assert (runs["hessian_top_eig"] > 0).all() and (runs["hessian_trace_se"] > 0).all()
+    run = json.loads((workdir / "results" / "runs" / "fashion_mnist" / "efficientnet_lite0" / "baseline" / "seed1" /
+                      "curvature.json").read_text())
+    assert run["hessian_n_probes"] == 4 and run["sample_size"] == 20 and run["sample_seed"] == 1
+    row = runs[(runs["condition"] == "baseline") & (runs["seed"] == 1)].iloc[0]
+    assert row["hessian_trace"] == run["hessian_trace"]
+    # seeds share their reference's value; references of other seeds differ (their heads do)
+    assert runs.groupby("seed")["hessian_trace_pretrained"].nunique().eq(1).all()
+    assert runs["hessian_trace_pretrained"].nunique() == 3
+    caption = (workdir / "results" / "figures" / "curvature.txt").read_text()
+    assert "Hessian" in caption and "across 3-3 seed(s)" in caption
+
+
+def test_changing_curvature_settings_reruns_no_fine_tune(smoke):
+    workdir, config = smoke
+    changed = write_config(workdir / "curvature.yaml", config, curvature={"n_probes": 6})
+    result = snakemake(workdir, "-n", "--cores", "2", "--configfile", str(changed))
+    assert result.returncode == 0, result.stderr
+    jobs = job_counts(result.stdout)
+    assert jobs.get("curvature_run") == 21 and jobs.get("curvature_reference") == 3
+    assert not {"finetune", "spectra_run", "diversity", "synthesize", "train_judge"} & set(jobs)

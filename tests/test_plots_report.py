@@ -197,3 +197,40 @@ def test_summary_reads_class_consistency_against_the_judge(tmp_path, runs):
 
 def test_fmt_p():
     assert report.fmt_p(0.04999) == "0.050" and report.fmt_p(2.5e-6) == "2.5e-06" and report.fmt_p(np.nan) == "n/a"
+
+
+def test_dose_response_places_the_conditions_on_the_regularizers_curves(tmp_path):
+    rows = []
+    for family, levels in (("dropout", (0.1, 0.3, 0.5)), ("weight_decay", (1e-4, 1e-3))):
+        for level in levels:
+            x = np.log10(level) if family == "weight_decay" else level
+            for metric in ("alpha", "log_norm"):
+                effect = -level if family == "dropout" else -0.01 * (4 + x)
+                rows.append(dict(family=family, metric=metric, condition=f"{family}_{level:g}", level=level, x=x,
+                                 axis="log10" if family == "weight_decay" else "linear", n_seeds=3, effect=effect,
+                                 ci_low=effect - 0.01, ci_high=effect + 0.01, fitted=effect))
+    curves = pd.DataFrame(rows)
+    placement = pd.DataFrame([
+        dict(condition="autoaugment", regularizer="dropout", level=0.3, position="within the measured levels",
+             level_ci_low=0.2, level_ci_high=0.4),
+        dict(condition="autoaugment", regularizer="weight_decay", level=np.nan,
+             position="below the smallest level", level_ci_low=0.0, level_ci_high=1e-4)])
+    effects = pd.DataFrame([dict(condition="autoaugment", metric=m, mean=-0.3) for m in ("alpha", "log_norm")])
+    out = tmp_path / "dose_response.png"
+    caption = plots.dose_response(curves, placement, effects, out)
+    _check(out, caption, "autoaugment on the dropout axis: 0.3 (within the measured levels, CI 0.2 to 0.4)")
+    assert "across 3 seeds" in caption and "below the smallest level" in caption
+    empty = plots.dose_response(curves.iloc[:0], placement.iloc[:0], effects.iloc[:0], tmp_path / "none.png")
+    assert "no dropout or weight-decay levels" in empty
+
+
+def test_curvature_figure_reads_the_runs_hessian_columns(tmp_path, runs):
+    rng = np.random.default_rng(3)
+    table = runs.assign(hessian_trace=rng.uniform(10, 20, len(runs)), hessian_top_eig=rng.uniform(1, 2, len(runs)),
+                        hessian_trace_pretrained=5.0, hessian_top_eig_pretrained=0.5)
+    out = tmp_path / "curvature.png"
+    caption = plots.curvature(table, out)
+    _check(out, caption, "hessian trace: pretrained 5")
+    assert "lower is flatter" in caption and "across 3-3 seed(s)" in caption
+    with pytest.raises(ValueError, match="curvature.enabled"):
+        plots.curvature(runs, tmp_path / "none.png")

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from weightscape import stats as S
+from weightscape.manifest import load_manifest
 
 MANIFEST = Path(__file__).resolve().parent / "data" / "ww_manifest" / "manifest.csv"
 PRE = {"L1": 2.0, "L2": 3.0, "L3": 4.0}
@@ -179,7 +180,7 @@ def _write_manifest(tmp_path, frame):
 def test_manifest_errors_are_one_line(tmp_path, edit, expect):
     path = _write_manifest(tmp_path, edit(pd.read_csv(MANIFEST)))
     with pytest.raises(ValueError) as err:
-        S.load_manifest(path)
+        load_manifest(path)
     assert expect in str(err.value) and "\n" not in str(err.value)
 
 
@@ -188,13 +189,63 @@ def test_manifest_layer_mismatch(tmp_path):
     table = pd.read_csv(tmp_path / "dropout_0.5.csv")
     table.iloc[:-1].to_csv(tmp_path / "dropout_0.5.csv", index=False)
     with pytest.raises(ValueError, match=r"^layer mismatch: .* in .*dropout_0\.5\.csv$"):
-        S.load_manifest(path)
+        load_manifest(path)
+
+
+def _per_run_deltas():
+    return S.layer_deltas(load_manifest(MANIFEST))
+
+
+def test_manifest_with_a_pretrained_table_per_run_takes_each_run_against_its_own(tmp_path):
+    """The published form: every run analysed its own starting point (a new head each), made with WeightWatcher."""
+    layers = load_manifest(MANIFEST)
+    pre = layers[layers["stage"] == "pretrained"]
+    assert set(pre["pretrained_for"]) == set(pd.read_csv(MANIFEST).query("stage == 'finetuned'")["condition"])
+    deltas = _per_run_deltas().set_index(["condition", "longname", "metric"])
+    for condition in ("dropout_0.5", "noise_1.0"):
+        own = pd.read_csv(MANIFEST.parent / f"pretrained_{condition}.csv", dtype={"longname": str}).set_index("longname")
+        tuned = pd.read_csv(MANIFEST.parent / f"{condition}.csv", dtype={"longname": str}).set_index("longname")
+        for longname in own.index:
+            row = deltas.loc[(condition, longname, "log_norm")]
+            assert row["pretrained"] == own.loc[longname, "log_norm"]
+            assert row["delta"] == pytest.approx(tuned.loc[longname, "log_norm"] - own.loc[longname, "log_norm"])
+    # the heads differ between runs' starting points, the shared body does not
+    heads = pre[pre["longname"] == pre["longname"].iloc[-1]]["log_norm"]
+    bodies = pre[pre["longname"] == pre["longname"].iloc[0]]["log_norm"]
+    assert heads.nunique() == len(heads) and bodies.nunique() == 1
+
+
+def test_manifest_with_one_pretrained_table_per_seed_still_works(tmp_path):
+    """Today's form: one pretrained row (condition "pretrained") for the dataset / model / seed."""
+    man = pd.read_csv(MANIFEST)
+    shared = pd.concat([pd.DataFrame([{**man.iloc[0].to_dict(), "condition": "pretrained", "family": "pretrained"}]),
+                        man[man["stage"] == "finetuned"]], ignore_index=True)
+    layers = load_manifest(_write_manifest(tmp_path, shared))
+    assert (layers.loc[layers["stage"] == "pretrained", "pretrained_for"] == "").all()
+    deltas = S.layer_deltas(layers).set_index(["condition", "longname", "metric"])
+    first = pd.read_csv(MANIFEST.parent / man.iloc[0]["path"], dtype={"longname": str}).set_index("longname")
+    assert (deltas.xs("log_norm", level="metric")["pretrained"].groupby("longname").nunique() == 1).all()
+    assert deltas.loc[("noise_1.0", first.index[0], "log_norm"), "pretrained"] == first.loc[first.index[0],
+                                                                                             "log_norm"]
+
+
+def test_manifest_names_a_fine_tuned_table_without_a_starting_point(tmp_path):
+    man = pd.read_csv(MANIFEST)
+    path = _write_manifest(tmp_path, man[man["path"] != "pretrained_noise_0.3.csv"])
+    with pytest.raises(ValueError) as err:
+        load_manifest(path)
+    message = str(err.value)
+    assert "no pretrained table for noise_0.3.csv" in message and "condition 'noise_0.3'" in message
+    assert "\n" not in message
+    twice = _write_manifest(tmp_path, pd.concat([man, man.iloc[[0]]]))
+    with pytest.raises(ValueError, match="second pretrained table for condition 'baseline'"):
+        load_manifest(twice)
 
 
 def test_compare_on_real_weightwatcher_manifest(tmp_path):
-    layers = S.load_manifest(MANIFEST)
+    layers = load_manifest(MANIFEST)
     assert set(layers["seed"]) == {0} and set(layers["stage"]) == {"pretrained", "finetuned"}
-    assert len(layers) == 8 * 3
+    assert len(layers) == 3 * 14  # 7 runs, each with its own pretrained table, 3 layers each
     res = S.compare(layers, out_dir=tmp_path, n_resamples=200)
     for name in ("family_effects", "family_tests", "condition_distances", "frozen_layers"):
         assert (tmp_path / f"{name}.csv").is_file()

@@ -9,6 +9,6 @@ with job_logging(snakemake.log[0]):
     settings, i = Settings.from_config(snakemake.config), snakemake.input
     condition_diversity(train_npz=i.train, reference=i.weights, reference_info=i.info,
                         condition=settings.conditions[snakemake.wildcards.condition],
-                        diversity=settings.sections["diversity"],
+                        diversity=settings.sections["diversity"], seeds=list(settings.seeds),
                         execution=Execution.from_config(snakemake.config, threads=snakemake.threads),
                         out_json=snakemake.output[0], synthetic_npz=(i.synthetic or [None])[0])

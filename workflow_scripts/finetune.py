@@ -14,4 +14,5 @@ with job_logging(snakemake.log[0]) as log_stream:
                  train=settings.train, seed=int(w.seed),
                  execution=Execution.from_config(snakemake.config, threads=snakemake.threads),
                  outputs=RunOutputs(**dict(snakemake.output.items())), checkpoint=snakemake.params.checkpoint,
+                 curvature=settings.finetune_curvature(),
                  progress=lambda it: progress(it, log_stream, desc="epochs"))

@@ -6,6 +6,7 @@ with job_logging(snakemake.log[0]):
     import pandas as pd
 
     from weightscape import plots
+    from weightscape.answer import read_table
 
     out = snakemake.output
     runs, effects = pd.read_csv(snakemake.input.runs), pd.read_csv(snakemake.input.effects)
@@ -22,3 +23,7 @@ with job_logging(snakemake.log[0]):
     plots.quadrant(deltas, out.quadrant)
     plots.outcome_bars(runs, out.outcome_bars)
     plots.accuracy_vs_vendi(runs, pd.read_csv(snakemake.input.diversity), out.accuracy_vs_vendi)
+    plots.dose_response(read_table(snakemake.input.curves), read_table(snakemake.input.placement),
+                        read_table(snakemake.input.answer_effects), out.dose_response)
+    if "curvature" in out.keys():
+        plots.curvature(runs, out.curvature)

@@ -4,4 +4,4 @@ from weightscape.runtime import job_logging
 with job_logging(snakemake.log[0]):
     from weightscape.tables import write_runs_table
 
-    write_runs_table(snakemake.input.metrics, snakemake.output.runs)
+    write_runs_table(snakemake.input.metrics, snakemake.output.runs, curvature_files=snakemake.input.curvature)

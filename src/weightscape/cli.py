@@ -78,7 +78,8 @@ def _spectra(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from weightscape.stats import compare, load_manifest
+    from weightscape.manifest import load_manifest
+    from weightscape.stats import compare
 
     try:
         layers = load_manifest(args.manifest)

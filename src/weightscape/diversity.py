@@ -200,9 +200,11 @@ def measure_diversity(images_uint8_nhwc: np.ndarray, labels: np.ndarray, model: 
 
 
 def diversity_table(json_files: Sequence[str | Path]) -> pd.DataFrame:
-    """One row per condition: its identity (dataset, model, condition: from the file's place) + its diversity JSON."""
+    """One row per condition and draw (one draw per grid seed): the identity (dataset, model, condition: from the
+    file's place; seed: the draw's), the condition's family / kind / level and the draw's scores."""
     rows = []
     for path in json_files:
         data = read_json(path)
-        rows.append({**checked_identity(path, data), **data})
+        condition = {**checked_identity(path, data), **{k: v for k, v in data.items() if k != "draws"}}
+        rows += [{**condition, "seed": draw["seed"], **draw} for draw in data["draws"]]
     return pd.DataFrame(rows)

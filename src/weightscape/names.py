@@ -11,8 +11,10 @@ from __future__ import annotations
 BASELINE = "baseline"
 DROPOUT, WEIGHT_DECAY = "dropout", "weight_decay"
 DIVERSITY, SYNTHETIC = "diversity", "synthetic"
+#: a declared condition that trains with a data condition's data and a regularizer condition's regularizer
+COMBINED = "combined"
 #: every family a condition may belong to, in the order figures and tables list them
-FAMILIES = (BASELINE, DROPOUT, WEIGHT_DECAY, DIVERSITY, SYNTHETIC)
+FAMILIES = (BASELINE, DROPOUT, WEIGHT_DECAY, DIVERSITY, SYNTHETIC, COMBINED)
 #: the regularizer families a data condition is compared with
 REGULARIZERS = (DROPOUT, WEIGHT_DECAY)
 #: the data families whose effect is the question
@@ -39,9 +41,14 @@ SPECTRAL_METRICS = ("alpha", "entropy", "log_norm", "log_spectral_norm", "stable
                     "mp_softrank")
 #: run outcomes of runs.csv that are compared across families, with their label in prose
 OUTCOMES = {"id_accuracy": "in-distribution accuracy", "id_ece": "expected calibration error (ECE)",
-            "ood_accuracy": "out-of-distribution accuracy"}
-#: columns of runs.csv where a smaller value is the better one
-LOWER_IS_BETTER = frozenset({"id_ece", "id_nll", "val_ece", "val_nll", "ood_ece", "final_train_loss"})
+            "ood_accuracy": "out-of-distribution accuracy",
+            "hessian_trace": "Hessian trace (loss curvature)", "hessian_top_eig": "top Hessian eigenvalue"}
+#: the loss-curvature outcomes (present when curvature.enabled), each with its reference's `<name>_pretrained`
+CURVATURE_OUTCOMES = ("hessian_trace", "hessian_top_eig")
+#: columns of runs.csv where a smaller value is the better one (curvature: a flatter minimum, the usual reading of
+#: "regularized")
+LOWER_IS_BETTER = frozenset({"id_ece", "id_nll", "val_ece", "val_nll", "ood_ece", "final_train_loss",
+                             "hessian_trace", "hessian_top_eig"})
 #: Vendi score columns of diversity.csv (the weighted score multiplies the embedding score by rho)
 VENDI_SCORES = ("vendi_pixel", "vendi_embedding", "vendi_weighted")
 

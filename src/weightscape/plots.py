@@ -10,6 +10,8 @@ generated from the plotted numbers -- and returns the caption.
     quadrant(deltas, out)                             (mean rel. d log_norm, mean rel. d alpha) per condition
     outcome_bars(runs, out)                           id_accuracy / id_ece / ood_accuracy per condition
     accuracy_vs_vendi(runs, diversity, out)           ID accuracy vs Vendi score per condition
+    dose_response(curves, placement, effects, out)    regularizer dose-response with the conditions placed on it
+    curvature(runs, out)                              Hessian trace / top eigenvalue per condition (curvature on)
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from .io import atomic_path  # noqa: E402  (stdlib only)
-from .names import (ALL_LAYERS, BASELINE, DIVERSITY, DROPOUT, FAMILIES, LOWER_IS_BETTER, OUTCOMES,  # noqa: E402
-                    PRETRAINED, SYNTHETIC, VENDI_SCORES, WEIGHT_DECAY, nice)
+from .names import (ALL_LAYERS, BASELINE, COMBINED, CURVATURE_OUTCOMES, DIVERSITY, DROPOUT, FAMILIES,  # noqa: E402
+                    LOWER_IS_BETTER, OUTCOMES, PRETRAINED, SYNTHETIC, VENDI_SCORES, WEIGHT_DECAY, nice)
 
 # column names of the tables weightscape.stats / weightscape.tables write
 CONDITION, METRIC, LONGNAME, SEED, LEVEL, FAMILY = "condition", "metric", "longname", "seed", "level", "family"
@@ -35,7 +37,7 @@ RELATIVE = "relative"                                   # deltas: delta(conditio
 MEAN, CI_LOW, CI_HIGH = "mean", "ci_low", "ci_high"     # family_effects
 QUADRANT_X, QUADRANT_Y = "log_norm", "alpha"
 PALETTE = {BASELINE: "#7f7f7f", DROPOUT: "#0173b2", WEIGHT_DECAY: "#029e73", DIVERSITY: "#d55e00",
-           SYNTHETIC: "#cc78bc"}
+           SYNTHETIC: "#cc78bc", COMBINED: "#ca9161"}
 
 
 def _palette(families) -> dict:
@@ -224,7 +226,7 @@ def quadrant(deltas: pd.DataFrame, out) -> str:
 # ---------------------------------------------------------------------------------------------------------
 def outcome_bars(runs: pd.DataFrame, out) -> str:
     """id_accuracy / id_ece / ood_accuracy per condition, 95% CIs across seeds."""
-    metrics = [m for m in OUTCOMES if m in runs and runs[m].notna().any()]
+    metrics = [m for m in OUTCOMES if m not in CURVATURE_OUTCOMES and m in runs and runs[m].notna().any()]
     if not metrics:
         raise ValueError(f"runs has none of {tuple(OUTCOMES)}")
     order = _condition_order(runs)
@@ -263,7 +265,7 @@ def accuracy_vs_vendi(runs: pd.DataFrame, diversity: pd.DataFrame, out) -> str:
     keys = [k for k in ("dataset", "model", CONDITION) if k in runs and k in diversity]
     acc = runs.groupby(keys + [FAMILY], as_index=False)["id_accuracy"].mean()
     scores = [s for s in VENDI_SCORES if s in diversity]
-    div = diversity[keys + scores].drop_duplicates(keys)
+    div = diversity.groupby(keys, as_index=False, sort=False)[scores].mean()  # the mean over a condition's draws
     pts = acc.merge(div, on=keys, how="inner")
     if pts.empty or not scores:
         raise ValueError("no condition in common between runs and diversity")
@@ -285,4 +287,95 @@ def accuracy_vs_vendi(runs: pd.DataFrame, diversity: pd.DataFrame, out) -> str:
                      f"{_f(top[s])} for {top[CONDITION]} ({nice(top[FAMILY])}, accuracy {_f(top['id_accuracy'])})")
     caption = ("Mean in-distribution accuracy of each condition (over seeds) against the Vendi score of its "
                "training data, colored by family; " + "; ".join(notes) + ".")
+    return _save(fig, out, caption)
+
+
+# ---------------------------------------------------------------------------------------------------------
+def dose_response(curves: pd.DataFrame, placement: pd.DataFrame, effects: pd.DataFrame, out) -> str:
+    """The regularizers' dose-response per metric (rows: dropout, weight decay; columns: metrics), across seeds
+    with 95 % CIs and the monotone fit, and every placed condition drawn at its equivalent level and its own
+    effect (an arrow at the edge when it lies below the smallest or beyond the largest measured level)."""
+    if curves.empty:
+        fig, ax = plt.subplots(figsize=(5, 2))
+        ax.text(0.5, 0.5, "no dropout or weight-decay levels in the grid", ha="center", va="center")
+        ax.set_axis_off()
+        return _save(fig, out, "No dose-response: the grid has no dropout or weight-decay levels, so no condition "
+                               "can be placed on a regularizer's axis.")
+    regularizers = [f for f in (DROPOUT, WEIGHT_DECAY) if f in set(curves[FAMILY])]
+    metrics = list(dict.fromkeys(curves[METRIC]))
+    fig, axes = plt.subplots(len(regularizers), len(metrics), figsize=(3.3 * len(metrics), 3.0 * len(regularizers)),
+                             squeeze=False)
+    mean = effects.set_index([CONDITION, METRIC])["mean"] if len(effects) else pd.Series(dtype=float)
+    conditions = list(dict.fromkeys(placement[CONDITION])) if len(placement) else []
+    colors = dict(zip(conditions, sns.color_palette("colorblind", max(len(conditions), 1))))
+    notes = []
+    for row, family in zip(axes, regularizers):
+        curve = curves[curves[FAMILY] == family]
+        log_axis = (curve["axis"] == "log10").any()
+        place = placement[placement["regularizer"] == family] if len(placement) else placement
+        for ax, metric in zip(row, metrics):
+            c = curve[curve[METRIC] == metric].sort_values("x")
+            ax.errorbar(c["x"], c["effect"], yerr=[c["effect"] - c[CI_LOW], c[CI_HIGH] - c["effect"]], fmt="o",
+                        color=PALETTE[family], capsize=3, label=f"{nice(family)} levels")
+            ax.plot(c["x"], c["fitted"], color=PALETTE[family], lw=1.2, alpha=0.7)
+            ax.axhline(0, color="k", lw=0.6)
+            lo, hi = c["x"].min(), c["x"].max()
+            for _, p in place.iterrows():
+                y = mean.get((p[CONDITION], metric), np.nan)
+                if not np.isfinite(y):
+                    continue
+                below = isinstance(p["position"], str) and p["position"].startswith("below")
+                x = lo if below else hi if not np.isfinite(p["level"]) else (
+                    np.log10(p["level"]) if log_axis else p["level"])
+                ax.plot([min(max(x, lo), hi)], [y], marker="<" if below else ">" if x > hi else "D", ls="",
+                        color=colors[p[CONDITION]], label=p[CONDITION], ms=6)
+            ax.set_title(f"{nice(metric)}", fontsize=9)
+            ax.set_xlabel(f"log10 {nice(family)}" if log_axis else f"{nice(family)} p")
+        row[0].set_ylabel("relative effect (across seeds)")
+        for _, p in place.iterrows():
+            ci = f"{_f(p['level_ci_low'])} to {_f(p['level_ci_high'])}"
+            level = _f(p["level"]) if np.isfinite(p["level"]) else "-"
+            notes.append(f"{p[CONDITION]} on the {nice(family)} axis: {level} ({p['position']}, CI {ci})")
+    handles, labels = axes[0][-1].get_legend_handles_labels()
+    unique = dict(zip(labels, handles))
+    fig.legend(unique.values(), unique.keys(), fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    seeds = int(curves["n_seeds"].min()) if curves["n_seeds"].notna().any() else 0
+    caption = (f"Dose-response of {' and '.join(nice(f) for f in regularizers)} on {len(metrics)} spectral metrics "
+               f"(relative effect, mean over layers, across {seeds} seeds with 95% CIs; line: the monotone fit), and "
+               f"each data condition at its equivalent strength: " + ("; ".join(notes) or "none placed") + ".")
+    return _save(fig, out, caption)
+
+
+# ---------------------------------------------------------------------------------------------------------
+def curvature(runs: pd.DataFrame, out) -> str:
+    """Hessian trace and top eigenvalue per condition with 95% CIs across seeds; dashed: the pretrained
+    references' mean (the loss surface the fine-tunes started on)."""
+    metrics = [m for m in CURVATURE_OUTCOMES if m in runs and runs[m].notna().any()]
+    if not metrics:
+        raise ValueError(f"runs has none of {CURVATURE_OUTCOMES}: is curvature.enabled on?")
+    order, fams = _condition_order(runs), _family_order(runs[FAMILY])
+    fig, axes = plt.subplots(len(metrics), 1, figsize=(max(7, 0.4 * len(order)), 2.8 * len(metrics)),
+                             squeeze=False, sharex=True)
+    notes = []
+    for ax, m in zip(axes[:, 0], metrics):
+        sns.barplot(runs, x=CONDITION, y=m, hue=FAMILY, order=order, hue_order=fams, palette=_palette(fams),
+                    errorbar=("ci", 95), n_boot=500, seed=0, dodge=False, capsize=0.2, ax=ax)
+        reference = runs[f"{m}_pretrained"].mean() if f"{m}_pretrained" in runs else np.nan
+        if np.isfinite(reference):
+            ax.axhline(reference, color="k", ls="--", lw=1, label="pretrained")
+        if ax is not axes[0, 0] and ax.get_legend():
+            ax.get_legend().remove()
+        elif ax.get_legend():
+            sns.move_legend(ax, "upper left", bbox_to_anchor=(1, 1))
+        ax.set_xlabel("")
+        by_family = runs.groupby(FAMILY)[m].mean()
+        flattest = by_family.idxmin()
+        notes.append(f"{nice(m)}: pretrained {_f(reference)}, flattest family {nice(flattest)} "
+                     f"({_f(by_family[flattest])}), " + ", ".join(f"{nice(f)} {_f(v)}" for f, v in by_family.items()
+                                                                   if f != flattest))
+    axes[-1, 0].tick_params(axis="x", rotation=90)
+    n_seeds = runs.groupby(CONDITION).size()
+    caption = (f"Loss curvature of the fine-tuned weights per condition (Hessian of the training loss on a fixed "
+               f"sample, eval mode), with 95% CIs across {int(n_seeds.min())}-{int(n_seeds.max())} seed(s); lower "
+               f"is flatter. " + "; ".join(notes) + ".")
     return _save(fig, out, caption)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .answer import VERDICT_RULE
 from .io import atomic_path
 from .names import ALL_LAYERS, BASELINE, LOWER_IS_BETTER, OUTCOMES, REGULARIZERS, nice
 
@@ -53,7 +54,7 @@ def _verdict(row: pd.Series) -> tuple[str, str]:
 
 
 def _distance_section(distances: pd.DataFrame) -> list[str]:
-    out = ["## Is data diversity closer to dropout or to weight decay?", ""]
+    out = ["## Across layers: is data diversity closer to dropout or to weight decay?", ""]
     if distances is None or distances.empty:
         return out + ["No distance table: inconclusive.", ""]
     overall = distances[distances["metric"] == "all"]
@@ -111,7 +112,7 @@ def _effects_section(effects: pd.DataFrame) -> list[str]:
 
 def _outcomes_section(outcomes: pd.DataFrame) -> list[str]:
     """One line per dataset/model and outcome, read from outcome_tests.csv."""
-    out = ["## Accuracy, calibration and OOD accuracy", ""]
+    out = ["## Outcomes: accuracy, calibration, OOD accuracy (and loss curvature when measured)", ""]
     if outcomes is None or outcomes.empty:
         return out + ["No outcome table.", ""]
     several = outcomes[["dataset", "model"]].drop_duplicates().shape[0] > 1
@@ -161,13 +162,77 @@ def _fidelity_section(fidelity: pd.DataFrame | None) -> list[str]:
     return out + [""]
 
 
+def _claim_line(row: pd.Series, title: str) -> str:
+    return (f"- **{title}: {row['statement']}** ({row['reason']}; {int(row['n_conditions'])} condition(s), "
+            f"{int(row['n_seeds'])} seeds).")
+
+
+def _family_line(family: str, effects: pd.DataFrame, regularizers: pd.DataFrame) -> str:
+    """One family: whether it moves each metric measurably (regularizers) and its across-seed effect per metric."""
+    bits = []
+    for _, r in effects[effects["family"] == family].iterrows():
+        excl = r["ci_low"] > 0 or r["ci_high"] < 0
+        bits.append(f"{nice(r['metric'])} {_g(r['mean'])} (95% CI {_g(r['ci_low'])} to {_g(r['ci_high'])}, "
+                    f"{_g(r['effect_in_noise'])} x the noise{'' if excl else ', includes 0'})")
+    said = _regularizer_statements(regularizers[regularizers["family"] == family]) if len(regularizers) else []
+    n = int(effects.loc[effects["family"] == family, "n_seeds"].min())
+    return (f"- **{nice(family)}** ({n} seeds): " + ("; ".join(said) + ". Effect: " if said else "")
+            + "; ".join(bits) + ".")
+
+
+def _regularizer_statements(rows: pd.DataFrame) -> list[str]:
+    """The regularizers table's statements of one family, the metrics it does not move merged into one."""
+    still = rows[(rows["measurable"] == False) & rows["statement"].str.startswith("at these levels")]  # noqa: E712
+    said = [row["statement"] for _, row in rows.iterrows() if row.name not in still.index]
+    if len(still):
+        names = [nice(m) for m in still["metric"]]
+        listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+        said.insert(0, f"at these levels {nice(still['family'].iat[0])} does not move {listed} measurably")
+    return said
+
+
+def _additivity_line(condition: str, rows: pd.DataFrame) -> str:
+    """One combined condition: do its data's and its regularizer's effects add, metric by metric?"""
+    first = rows.iloc[0]
+    verdicts = "; ".join(f"{nice(r['metric'])}: {r['verdict']}" for _, r in rows.iterrows())
+    return (f"- **{condition}** (combined: {first['data_condition']} + {first['regularizer_condition']}, "
+            f"{int(rows['n_seeds'].min())} seeds): do the effects add? {verdicts}.")
+
+
+def _answer_section(answer: dict[str, pd.DataFrame]) -> list[str]:
+    """The opening of summary.md: the rule, the two claims, each family, each data condition's verdict."""
+    verdicts, claims, family_effects = answer["verdicts"], answer["claims"], answer["family_effects"]
+    seeds = int(family_effects["n_seeds"].min()) if len(family_effects) else 0
+    out = [f"This answer rests on {seeds} seeds per condition: the seed (one independent fine-tune) is the unit of "
+           f"replication, and every interval in this section is a 95% interval across seeds. "
+           + " ".join(VERDICT_RULE.split()), "", f"## The answer ({seeds} seeds)", ""]
+    titles = {0: "Claim 1, more diversity -> more dropout-like", 1: "Claim 2, synthetic data adds diversity and "
+              "helps out of distribution"}
+    out += [_claim_line(row, titles.get(i, row["claim"])) for i, (_, row) in enumerate(claims.iterrows())]
+    for family in dict.fromkeys(family_effects["family"]) if len(family_effects) else []:
+        out.append(_family_line(family, family_effects, answer["regularizers"]))
+    out += ["", "Per condition:", ""]
+    for _, row in verdicts.iterrows():
+        out.append(f"- **{row['condition']}** ({nice(row['family'])}, {int(row['n_seeds'])} seeds): {row['verdict']} "
+                   f"- {row['reason']}; equivalent strength: {row['level_dropout'] or 'n/a'} (dropout), "
+                   f"{row['level_weight_decay'] or 'n/a'} (weight decay).")
+    additivity = answer["additivity"]
+    for condition, rows in additivity.groupby("condition", sort=False) if len(additivity) else []:
+        out.append(_additivity_line(condition, rows))
+    return out + ["", "# Details", ""]
+
+
 def write_summary(*, tests: pd.DataFrame, distances: pd.DataFrame, effects: pd.DataFrame, outcomes: pd.DataFrame,
-                  out_md: str | Path, fidelity: pd.DataFrame | None = None) -> str:
-    """Write ``out_md`` (markdown, atomically) from the statistics tables and return its text."""
-    lines = ["# Does data diversity act like dropout or like weight decay?", "",
-             "Generated from the statistics tables; every statement below is filled in from the numbers. "
-             f"A comparison is *inconclusive* when its 95% confidence intervals overlap or include 0, or p >= {ALPHA}.",
-             ""]
+                  out_md: str | Path, answer: dict[str, pd.DataFrame] | None = None,
+                  fidelity: pd.DataFrame | None = None) -> str:
+    """Write ``out_md`` (markdown, atomically) from the statistics tables and return its text: the across-seed
+    answer first (weightscape.answer's tables), then the paper's across-layer comparison and the outcomes."""
+    lines = ["# Does data diversity act on the weights like a regularizer, and like which one?", ""]
+    if answer is not None:
+        lines += _answer_section(answer)
+    lines += ["Generated from the statistics tables; every statement below is filled in from the numbers. "
+              f"Across layers (the paper's tests, layers as observations): a comparison is *inconclusive* when its "
+              f"95% confidence intervals overlap or include 0, or p >= {ALPHA}.", ""]
     lines += _distance_section(distances)
     lines += _tests_section(tests)
     lines += _effects_section(effects)

@@ -30,11 +30,14 @@ log = logging.getLogger(__name__)
 
 
 class PhaseClock:
-    """Wall seconds of a job's phases (load, train, evaluate, write), logged so that benchmarks/grid_profile.py
-    can split a job's time without a profiler."""
+    """Wall seconds of a job's phases, logged as one line ``phase seconds: startup 4.10, load 0.52, ...`` so that
+    benchmarks/grid_profile.py can split a job's time without a profiler. `startup` is the time from the start of
+    the job's process to the clock's creation (interpreter, imports, the adapter)."""
 
     def __init__(self):
-        self.seconds: dict[str, float] = {}
+        import psutil  # a snakemake dependency
+
+        self.seconds: dict[str, float] = {"startup": max(0.0, time.time() - psutil.Process().create_time())}
         self._last = time.perf_counter()
 
     def lap(self, phase: str) -> None:
@@ -110,9 +113,11 @@ def evaluate_ood(model, ood_files: Iterable[str | Path], spec: InputSpec, batch_
 def finetune_run(*, reference: str | Path, reference_info: str | Path, data_dir: str | Path,
                  ood_files: list[str | Path], condition: Condition, train: TrainSettings, seed: int,
                  execution: Execution, outputs: RunOutputs, synthetic_npz: str | Path | None = None,
-                 checkpoint: str | Path | None = None,
+                 checkpoint: str | Path | None = None, curvature: dict | None = None,
                  progress: Callable[[Iterable], Iterable] = lambda it: it) -> dict:
     """Fine-tune the reference under one condition and seed; write weights, curve and metrics; return the metrics.
+    With `curvature` (the curvature settings), the Hessian trace and top eigenvalue are measured after every epoch
+    on the seed's fixed sample and join the curve.
 
     Synthetic conditions train on the real split mixed with `synthetic_npz` (weightscape.synth.mixing), the draw
     seeded by the run's seed. With `checkpoint` (a file path) the run saves its state after every epoch, resumes a
@@ -143,10 +148,19 @@ def finetune_run(*, reference: str | Path, reference_info: str | Path, data_dir:
     resume = None
     if checkpoint is not None:
         resume = ResumePoint(checkpoint, {"condition": condition.params(), "train": train.params(), "seed": seed,
-                                          "reference": file_sha256(reference)})
+                                          "reference": file_sha256(reference), "curvature": curvature})
+    epoch_metrics = None
+    if curvature is not None:
+        from weightscape.curvature import measure_curvature
+
+        sample = curvature_batch(Path(data_dir) / "train.npz", spec, curvature["per_class"], seed)
+        settings = {k: curvature[k] for k in ("n_probes", "tol", "max_iter", "seed")}
+
+        def epoch_metrics(net):
+            return measure_curvature(net, sample, device=device, **settings).as_dict()
     clock.lap("load")
     curve = fit(model, epoch_batches, train, weight_decay=condition.weight_decay, seed=seed, execution=execution,
-                val=inputs["val"], progress=progress, checkpoint=resume)
+                val=inputs["val"], progress=progress, checkpoint=resume, epoch_metrics=epoch_metrics)
     clock.lap("train")
     batch = execution.eval_batch_size
     metrics = {"condition": condition.name, "family": condition.family, "level": condition.level,
@@ -201,27 +215,43 @@ def train_judge(*, reference: str | Path, reference_info: str | Path, judge_npz:
 
 
 def condition_diversity(*, train_npz: str | Path, reference: str | Path, reference_info: str | Path,
-                        condition: Condition, diversity: dict, execution: Execution, out_json: str | Path,
-                        synthetic_npz: str | Path | None = None) -> dict:
-    """Vendi scores of the training distribution a condition produces (pixel, embedding, weighted), measured on a
-    seeded class-balanced sample of augmented training images in the pretrained backbone's embedding space (on
-    `execution`'s device).
+                        condition: Condition, diversity: dict, seeds: list[int], execution: Execution,
+                        out_json: str | Path, synthetic_npz: str | Path | None = None) -> dict:
+    """Vendi scores of the training distribution a condition produces (pixel, embedding, weighted), measured on
+    seeded class-balanced samples of augmented training images in the pretrained backbone's embedding space (on
+    `execution`'s device): one draw per grid seed, so the statistics get an interval from the draws.
 
-    For a synthetic condition the views are a class-balanced sample of its mixed training set, paired row by row
-    with real images of the same class, so rho compares the mixed set's embeddings with the real set's.
+    Draw s samples (and augments) with seed `diversity["seed"] + s`; for a synthetic condition it measures the
+    training set the run of seed s trained on (the mix drawn with s), its views paired row by row with real images
+    of the same class, so rho compares the mixed set's embeddings with the real set's.
     """
-    from weightscape.diversity import class_balanced_sample, measure_diversity
-
     model, info = load_checkpoint(reference, reference_info)
     model.to(execution.torch_device())
     spec = InputSpec.from_info(info)
     images, labels = load_split(train_npz)
-    sample_size = min(diversity["sample_size"], len(labels))
+    draws = [_diversity_draw(model, info["classifier"], spec, images, labels, condition, synthetic_npz,
+                             min(diversity["sample_size"], len(labels)), diversity["seed"] + seed, seed)
+             for seed in seeds]
+    result = {"condition": condition.name, "family": condition.family, "kind": condition.kind,
+              "level": condition.level, "draws": draws}
+    write_json(out_json, result)
+    for scores in draws:
+        log.info("%s, draw of seed %d: pixel VS %.3f, embedding VS %.3f, rho %.3f, weighted VS %.3f",
+                 condition.name, scores["seed"], scores["vendi_pixel"], scores["vendi_embedding"], scores["rho"],
+                 scores["vendi_weighted"])
+    return result
+
+
+def _diversity_draw(model, classifier: str, spec: InputSpec, images: np.ndarray, labels: np.ndarray,
+                    condition: Condition, synthetic_npz, sample_size: int, sample_seed: int, run_seed: int) -> dict:
+    """One draw of condition_diversity: the scores of a `sample_seed` sample of the training set of `run_seed`."""
+    from weightscape.diversity import class_balanced_sample, measure_diversity
+
     source = None
     if condition.mix:
-        (mixed, mixed_labels), _ = training_mix((images, labels), synthetic_npz, condition.mix, diversity["seed"])
-        real_labels = labels[class_balanced_sample(labels, sample_size, diversity["seed"])]
-        picked = class_balanced_sample(mixed_labels, sample_size, diversity["seed"])
+        (mixed, mixed_labels), _ = training_mix((images, labels), synthetic_npz, condition.mix, run_seed)
+        real_labels = labels[class_balanced_sample(labels, sample_size, sample_seed)]
+        picked = class_balanced_sample(mixed_labels, sample_size, sample_seed)
         source = mixed[picked][same_label_order(mixed_labels[picked], real_labels)]
 
     def make_view(sample: np.ndarray, generator: torch.Generator) -> torch.Tensor:
@@ -231,14 +261,38 @@ def condition_diversity(*, train_npz: str | Path, reference: str | Path, referen
             torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
             return torch.stack([views.image(i) for i in range(len(views))])
 
-    scores = measure_diversity(images, labels, model, info["classifier"], spec, make_view, sample_size,
-                               diversity["seed"])
-    result = {"condition": condition.name, "family": condition.family, "kind": condition.kind,
-              "level": condition.level, **scores}
-    write_json(out_json, result)
-    log.info("%s: pixel VS %.3f, embedding VS %.3f, rho %.3f, weighted VS %.3f", condition.name,
-             scores["vendi_pixel"], scores["vendi_embedding"], scores["rho"], scores["vendi_weighted"])
-    return result
+    scores = measure_diversity(images, labels, model, classifier, spec, make_view, sample_size, sample_seed)
+    return {"seed": run_seed, **scores}
+
+
+def curvature_batch(train_npz: str | Path, spec: InputSpec, per_class: int, seed: int) -> list[tuple]:
+    """The fixed sample curvature is measured on: `per_class` training images of every class drawn with the run's
+    `seed` (the same images for every condition of that seed), as one batch of model inputs."""
+    from weightscape.curvature import curvature_sample
+
+    images, labels = load_split(train_npz)
+    index = curvature_sample(labels, per_class, seed)
+    return [(to_model_inputs(images[index], spec), torch.as_tensor(labels[index]))]
+
+
+def measure_run_curvature(*, weights: str | Path, info: str | Path, train_npz: str | Path, curvature: dict,
+                          seed: int, execution: Execution, out_json: str | Path) -> dict:
+    """Hessian trace and dominant eigenvalue of one model's training loss (weightscape.curvature) on the seed's
+    fixed sample; written to `out_json` with the settings and the execution provenance."""
+    from weightscape.curvature import measure_curvature
+
+    model, meta = load_checkpoint(weights, info)
+    batch = curvature_batch(train_npz, InputSpec.from_info(meta), curvature["per_class"], seed)
+    result = measure_curvature(model, batch, n_probes=curvature["n_probes"], tol=curvature["tol"],
+                               max_iter=curvature["max_iter"], seed=curvature["seed"],
+                               device=execution.torch_device())
+    record = {**result.as_dict(), "sample_size": int(len(batch[0][1])), "sample_seed": seed,
+              "execution": execution.provenance()}
+    write_json(out_json, record)
+    log.info("Hessian trace %.4g +- %.2g (%d probes), top eigenvalue %.4g (%d iterations%s) on %d images",
+             result.trace, result.trace_se, result.n_probes, result.top_eig, result.power_iters,
+             "" if result.converged else ", not converged", record["sample_size"])
+    return record
 
 
 def same_label_order(labels: np.ndarray, target: np.ndarray) -> np.ndarray:

@@ -28,6 +28,7 @@ SAMPLE_EXECUTION_KEYS = ("threads",)
 GENERATOR_TRAIN_EXECUTION_KEYS = ("threads", "checkpoint_every")
 #: `spectra.delta` decides which jobs exist, not what one computes
 SPECTRA_WORKFLOW_KEYS = ("delta",)
+CURVATURE_WORKFLOW_KEYS = ("enabled", "every_epoch")
 
 
 def canonical(value: Any) -> Any:
@@ -133,16 +134,22 @@ class Condition:
     weight_decay: float
     transforms: tuple[dict, ...]
     mix: Mix | None
+    combines: tuple[str, str] | None = None  # combined conditions: (data condition, regularizer condition)
 
     @classmethod
     def from_dict(cls, condition: Mapping) -> "Condition":
         """From an expanded condition dict (weightscape.config.expand_conditions)."""
         mix = condition.get("mix")
         transforms = tuple({"name": t["name"], "args": dict(t.get("args") or {})} for t in condition["transforms"])
-        return _fields(cls, condition, transforms=transforms, mix=Mix(**mix) if mix else None)
+        combines = tuple(condition["combines"]) if condition.get("combines") else None
+        return _fields(cls, condition, transforms=transforms, mix=Mix(**mix) if mix else None, combines=combines)
 
     def params(self) -> dict:
-        return canonical(self)
+        """Every field (`combines` only where set, so adding the field left other conditions' params as they were)."""
+        params = canonical(self)
+        if self.combines is None:
+            del params["combines"]
+        return params
 
 
 @dataclass(frozen=True)
@@ -229,7 +236,7 @@ class Settings:
     generators: dict[str, Generator]
     train: TrainSettings
     execution: Execution
-    sections: dict[str, dict]  # the plain sections (ood, spectra, diversity, compare, plots, fidelity), canonical
+    sections: dict[str, dict]  # the plain sections (ood, spectra, diversity, curvature, compare, stats, ...)
 
     @classmethod
     def from_config(cls, config: Mapping, conditions: list[dict] | None = None) -> "Settings":
@@ -245,8 +252,18 @@ class Settings:
                    generators={g["name"]: Generator.from_config(g) for g in config["generators"]},
                    train=TrainSettings.from_config(config["train"]), execution=Execution.from_config(config),
                    sections={name: canonical(config[name]) for name in
-                             ("ood", "spectra", "diversity", "compare", "plots", "fidelity")})
+                             ("ood", "spectra", "diversity", "curvature", "compare", "stats", "plots",
+                              "fidelity")})
 
     def spectra_params(self) -> dict:
         """The analyze() options of a spectra job (`spectra` minus what only decides which jobs exist)."""
         return without(self.sections["spectra"], SPECTRA_WORKFLOW_KEYS)
+
+    def curvature_params(self) -> dict:
+        """What a curvature measurement depends on (`curvature` minus the switches that decide where it runs)."""
+        return without(self.sections["curvature"], CURVATURE_WORKFLOW_KEYS)
+
+    def finetune_curvature(self) -> dict | None:
+        """The curvature settings a fine-tune measures after every epoch, or None (curvature.every_epoch off)."""
+        curvature = self.sections["curvature"]
+        return self.curvature_params() if curvature["enabled"] and curvature["every_epoch"] else None

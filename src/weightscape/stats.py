@@ -20,13 +20,11 @@ import pandas as pd
 from scipy import stats
 
 from weightscape.io import write_csv
-from weightscape.names import (ALL_LAYERS, BASELINE, COMPARED_FAMILIES, DATA_FAMILIES, FAMILIES, FINETUNED,
+from weightscape.names import (ALL_LAYERS, BASELINE, COMPARED_FAMILIES, DATA_FAMILIES, FINETUNED,
                                LOWER_IS_BETTER, OUTCOMES, PRETRAINED, REFERENCE_KEY, REGULARIZERS,
                                SPECTRAL_METRICS)
 
 METRICS = SPECTRAL_METRICS
-MANIFEST_STAGES = (PRETRAINED, FINETUNED)
-MANIFEST_COLUMNS = ("path", "condition", "family", "stage", "dataset", "model")
 GROUP = list(REFERENCE_KEY)
 LEVEL = 0.95
 
@@ -99,7 +97,8 @@ def layer_deltas(layers: pd.DataFrame) -> pd.DataFrame:
 
     Columns: dataset, model, seed, condition, family, longname, layer_type, metric, pretrained, finetuned,
     delta (finetuned - pretrained of the same dataset/model/seed; if that seed has no pretrained row the
-    dataset/model's single pretrained table is used), relative (delta - delta of the baseline of the same
+    dataset/model's single pretrained table is used; a run with its own pretrained table, `pretrained_for` = its
+    condition as weightscape.manifest writes it, is taken against that one), relative (delta - delta of the baseline of the same
     dataset/model/seed). Only rows with status "success"; WeightWatcher's failed-fit alpha = -1 counts as NaN.
     Layers whose every metric delta is exactly 0 in every run (frozen) are dropped; they are listed in
     `result.attrs["frozen_layers"]` (list of dicts dataset/model/longname) -- see `frozen_layers()`.
@@ -122,6 +121,10 @@ def layer_deltas(layers: pd.DataFrame) -> pd.DataFrame:
     fin = df[df["stage"] == FINETUNED]
     if fin.empty or pre.empty:
         raise ValueError("layers table needs both stage=pretrained and stage=finetuned rows")
+    own = pre.iloc[:0]  # published per-run analyses: a run's own starting point (weightscape.manifest)
+    if "pretrained_for" in pre.columns:
+        is_own = pre["pretrained_for"].fillna("") != ""
+        own, pre = pre[is_own], pre[~is_own]
     pre_seed = pre.drop_duplicates(keys).set_index(keys)[metrics]
     pre_any = pre.drop_duplicates(["dataset", "model", "longname"]).set_index(["dataset", "model", "longname"])[metrics]
     fin_idx = fin.set_index(keys).index
@@ -129,6 +132,12 @@ def layer_deltas(layers: pd.DataFrame) -> pd.DataFrame:
     fallback = pre_any.reindex(fin.set_index(["dataset", "model", "longname"]).index).to_numpy(dtype=float)
     no_seed = ~fin_idx.isin(pre_seed.index)
     pre_vals[no_seed] = fallback[no_seed]
+    if len(own):
+        own_idx = GROUP + ["pretrained_for", "longname"]
+        own_vals = own.drop_duplicates(own_idx).set_index(own_idx)[metrics]
+        run_idx = pd.MultiIndex.from_frame(fin[GROUP + ["condition", "longname"]], names=own_idx)
+        has_own = run_idx.isin(own_vals.index)
+        pre_vals[has_own] = own_vals.reindex(run_idx[has_own]).to_numpy(dtype=float)
     pre_vals = pd.DataFrame(pre_vals, columns=metrics)
     base = fin[fin["family"] == BASELINE]
     if base.empty:
@@ -346,85 +355,6 @@ def outcome_tests(runs: pd.DataFrame) -> pd.DataFrame:
                         "runs_per_condition_min": int(counts.min()), "runs_per_condition_max": int(counts.max())})
             rows.append(row)
     return pd.DataFrame(rows)
-
-
-# ----------------------------------------------------------------------------------------------- manifest
-def load_manifest(path: str | Path) -> pd.DataFrame:
-    """Layers table from a manifest CSV of WeightWatcher `analyze()` tables saved as CSV.
-
-    Manifest columns: path (relative to the manifest's folder), condition, family (baseline, dropout,
-    weight_decay, diversity, synthetic; "pretrained" allowed on pretrained rows), stage (pretrained, finetuned),
-    dataset, model, optional seed (default 0). Pretrained rows get condition = family = "pretrained". Each
-    dataset/model/seed needs one pretrained table, and every fine-tuned table must have the same longname set.
-    Any problem raises ValueError with one line naming the file/row/column.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"manifest not found: {path}")
-    man = pd.read_csv(path, dtype=str, keep_default_na=False)
-    missing = [c for c in MANIFEST_COLUMNS if c not in man.columns]
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; required: {', '.join(MANIFEST_COLUMNS)}")
-    if "seed" not in man.columns:
-        man["seed"] = "0"
-    tables, pretrained = [], {}
-    for i, r in man.iterrows():
-        where = f"{path} row {i + 2}"
-        for col in MANIFEST_COLUMNS:
-            if not str(r[col]).strip():
-                raise ValueError(f"{where}: empty value in column {col}")
-        if r["stage"] not in MANIFEST_STAGES:
-            raise ValueError(f"{where}: unknown stage {r['stage']!r} in column stage; allowed: "
-                             f"{', '.join(MANIFEST_STAGES)}")
-        allowed = FAMILIES + ((PRETRAINED,) if r["stage"] == PRETRAINED else ())
-        if r["family"] not in allowed:
-            raise ValueError(f"{where}: unknown family {r['family']!r} in column family; allowed: "
-                             f"{', '.join(allowed)}")
-        try:
-            seed = int(r["seed"] or 0)
-        except ValueError:
-            raise ValueError(f"{where}: seed {r['seed']!r} in column seed is not an integer") from None
-        file = path.parent / r["path"]
-        if not file.is_file():
-            raise ValueError(f"{where}: missing file {file} (column path)")
-        table = pd.read_csv(file, dtype={"longname": str, "name": str})
-        table = table.drop(columns=[c for c in table.columns if c.startswith("Unnamed:")])
-        if "longname" not in table.columns:
-            raise ValueError(f"{file}: no longname column (not a WeightWatcher analyze() table)")
-        if not _metrics(table):
-            raise ValueError(f"{file}: none of the metric columns {', '.join(METRICS)}")
-        if "status" not in table.columns:
-            table["status"] = "success"
-        if "alpha" in table.columns:
-            table["alpha"] = table["alpha"].where(table["alpha"] != -1)
-        pre = r["stage"] == PRETRAINED
-        table = table.assign(dataset=r["dataset"], model=r["model"], seed=seed, stage=r["stage"],
-                             condition=PRETRAINED if pre else r["condition"],
-                             family=PRETRAINED if pre else r["family"])
-        key = (r["dataset"], r["model"], seed)
-        if pre:
-            if key in pretrained:
-                raise ValueError(f"{where}: second pretrained table for dataset/model/seed {key} in {file}")
-            pretrained[key] = (file, set(table["longname"]))
-        tables.append((where, file, key, table))
-    for where, file, key, table in tables:
-        if table["stage"].iat[0] != FINETUNED:
-            continue
-        if key not in pretrained:
-            raise ValueError(f"{where}: no pretrained table for dataset/model/seed {key} ({file})")
-        ref_file, ref = pretrained[key]
-        names = set(table["longname"])
-        if names != ref:
-            diff = sorted(names ^ ref)[:5]
-            raise ValueError(f"layer mismatch: longnames {diff} differ from {ref_file.name} in {file}")
-    keys = {t[2] for t in tables}
-    base = {t[2] for t in tables if t[3]["family"].iat[0] == BASELINE}
-    if keys - base:
-        raise ValueError(f"{path}: no baseline (family=baseline) row for dataset/model/seed "
-                         f"{sorted(keys - base)[0]}; each needs one")
-    first = ["dataset", "model", "condition", "seed", "family", "stage"]
-    layers = pd.concat([t[3] for t in tables], ignore_index=True)
-    return layers[first + [c for c in layers.columns if c not in first]]
 
 
 # ----------------------------------------------------------------------------------------------- driver

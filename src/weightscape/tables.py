@@ -27,6 +27,7 @@ LAYOUTS: tuple[tuple[re.Pattern, dict], ...] = tuple(
         (r"runs/(?P<dataset>{name})/(?P<model>{name})/(?P<condition>{name})/seed(?P<seed>\d+)/[^/]+", {}),
         (r"models/(?P<model>{name})/(?P<dataset>{name})/seed(?P<seed>\d+)/spectra/[^/]+",
          {"condition": PRETRAINED, "stage": PRETRAINED}),
+        (r"models/(?P<model>{name})/(?P<dataset>{name})/seed(?P<seed>\d+)/[^/]+", {"condition": PRETRAINED}),
         (r"diversity/(?P<dataset>{name})/(?P<model>{name})/(?P<condition>{name})\.json", {}),
         (r"synthetic/(?P<dataset>{name})/(?P<generator>{name})/[^/]+", {}),
     ))
@@ -55,8 +56,18 @@ def checked_identity(path: str | Path, data: dict) -> dict:
     return identity
 
 
-def runs_table(metrics_files: list[str | Path]) -> pd.DataFrame:
-    """One row per run: its identity + flattened metrics (in the order of `metrics_files`)."""
+#: the columns curvature.json files add to runs.csv (the run's own and its pretrained reference's)
+CURVATURE_COLUMNS = ("hessian_trace", "hessian_trace_se", "hessian_top_eig")
+
+
+def runs_table(metrics_files: list[str | Path], curvature_files: list[str | Path] = ()) -> pd.DataFrame:
+    """One row per run: its identity + flattened metrics (in the order of `metrics_files`), and, given the runs'
+    and references' curvature.json files, the run's Hessian trace / top eigenvalue and its reference's
+    (`<column>_pretrained`)."""
+    curvature = {}
+    for path in curvature_files:
+        identity = path_identity(path)
+        curvature[tuple(identity[k] for k in ("dataset", "model", "condition", "seed"))] = read_json(path)
     rows = []
     for path in metrics_files:
         m = read_json(path)
@@ -69,12 +80,17 @@ def runs_table(metrics_files: list[str | Path]) -> pd.DataFrame:
         row.update({f"ood_{k}": v for k, v in m["ood"]["mean"].items()})
         for corruption, severities in m["ood"]["by_corruption"].items():
             row[f"ood_accuracy_{corruption}"] = float(np.mean([c["accuracy"] for c in severities.values()]))
+        if curvature:
+            key = (identity["dataset"], identity["model"], m["condition"], m["seed"])
+            own, reference = curvature[key], curvature[(*key[:2], PRETRAINED, key[3])]
+            row.update({column: own[column] for column in CURVATURE_COLUMNS})
+            row.update({f"{column}_pretrained": reference[column] for column in CURVATURE_COLUMNS})
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def write_runs_table(metrics_files, out_csv) -> pd.DataFrame:
-    table = runs_table(metrics_files)
+def write_runs_table(metrics_files, out_csv, curvature_files=()) -> pd.DataFrame:
+    table = runs_table(metrics_files, curvature_files)
     write_csv(out_csv, table)
     return table
 

@@ -112,14 +112,16 @@ def evaluate(model: nn.Module, inputs: torch.Tensor, labels, batch_size: int, de
 def fit(model: nn.Module, epoch_batches: EpochBatches, train: TrainSettings, *, weight_decay: float, seed: int,
         execution: Execution, val: tuple[torch.Tensor, torch.Tensor] | None = None,
         progress: Callable[[Iterable], Iterable] = lambda it: it,
-        checkpoint: ResumePoint | None = None) -> list[dict]:
+        checkpoint: ResumePoint | None = None,
+        epoch_metrics: Callable[[nn.Module], dict] | None = None) -> list[dict]:
     """Fine-tune `model` in place on the batches `epoch_batches(generator)` yields each epoch (see tensor_batches
     and weightscape.augment.augmented_batches); return one curve row per epoch.
 
     `seed` fixes the data order, the augmentation draws and every random draw in the network (dropout masks), so
     the same seed on the same device gives the same weights. `execution` says where (its device) and how the
     validation set is evaluated (its batch size). With `checkpoint`, the state after every epoch is saved and a
-    matching saved state is resumed: the result equals an uninterrupted run's.
+    matching saved state is resumed: the result equals an uninterrupted run's. `epoch_metrics(model)` adds its
+    values to each epoch's row (it must leave the model's mode and the global RNG as it found them).
     """
     device = execution.torch_device()
     torch.manual_seed(seed)
@@ -157,6 +159,8 @@ def fit(model: nn.Module, epoch_batches: EpochBatches, train: TrainSettings, *, 
         if val is not None and len(val[0]):
             metrics = evaluate(model, val[0], val[1], execution.eval_batch_size, device)
             row.update({f"val_{k}": v for k, v in metrics.items()})
+        if epoch_metrics is not None:
+            row.update(epoch_metrics(model))
         if not math.isfinite(row["train_loss"]):
             raise FloatingPointError(f"training loss became {row['train_loss']} in epoch {epoch}; lower train.lr")
         curve.append(row)

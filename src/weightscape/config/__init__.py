@@ -16,7 +16,8 @@ import yaml
 
 from weightscape.config.conditions import expand_conditions
 
-__all__ = ["ConfigError", "load_config", "validate_config", "validated_settings", "expand_conditions", "schema"]
+__all__ = ["ConfigError", "expand_conditions", "load_config", "schema", "section_with_defaults", "validate_config",
+           "validated_settings"]
 
 
 class ConfigError(ValueError):
@@ -96,6 +97,19 @@ def _validate(config: dict[str, Any], base_dir: str | Path) -> list[dict[str, An
         best = jsonschema.exceptions.best_match(errors)
         raise ConfigError(_describe(best))
     return check_semantics(config, Path(base_dir))
+
+
+def section_with_defaults(name: str, section: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One config section (e.g. "stats") checked against its part of the schema, its defaults filled in: for
+    library callers that take a section without the whole config (the schema stays the one home of defaults)."""
+    full = schema()
+    validator = _with_defaults(jsonschema.Draft202012Validator)({**full["properties"][name], "$defs": full["$defs"]})
+    instance = copy.deepcopy(section or {})
+    error = jsonschema.exceptions.best_match(validator.iter_errors(instance))
+    if error is not None:
+        nested = error.absolute_path or error.validator == "additionalProperties"
+        raise ConfigError(f"{name}.{_describe(error)}" if nested else f"{name}: {_describe(error)}")
+    return instance
 
 
 def validate_config(config: dict[str, Any], base_dir: str | Path = ".") -> dict[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from weightscape.config.conditions import DIVERSITY_KINDS, expand_conditions
+from weightscape.names import DATA_FAMILIES, REGULARIZERS
 
 WEIGHT_KEYWORDS = ("pretrained", "random")
 
@@ -79,8 +80,14 @@ def _check_conditions(config: dict, conditions: list[dict]) -> None:
             raise ConfigError(f"conditions: duplicate condition name {condition['name']!r} (also produced by "
                               f"families.{seen[condition['name']]}); names must be unique")
         seen[condition["name"]] = condition["family"]
+    expanded = {c["name"]: c for c in conditions}
     for i, declared in enumerate(config["conditions"]):
         key, family = f"conditions[{i}]", declared["family"]
+        if family == "combined":
+            _check_combined(key, declared, expanded)
+            continue
+        if "combines" in declared:
+            raise ConfigError(f"{key}.combines: only combined conditions take combines")
         knob = {"dropout": "dropout", "weight_decay": "weight_decay"}.get(family)
         if knob and knob not in declared:
             raise ConfigError(f"{key}.{knob}: a {family} condition must set {knob}")
@@ -99,6 +106,25 @@ def _check_conditions(config: dict, conditions: list[dict]) -> None:
             extra = "transforms" if declared.get("transforms") else "kind"
             raise ConfigError(f"{key}.{extra}: only diversity conditions take {extra}")
         _check_transforms(declared.get("transforms", []), f"{key}.transforms")
+
+
+def _check_combined(key: str, declared: dict, expanded: dict) -> None:
+    """combines = [a diversity / synthetic condition, a dropout / weight-decay condition], both in the grid; the
+    combined condition takes everything else from them."""
+    from weightscape.config import ConfigError
+
+    if "combines" not in declared:
+        raise ConfigError(f"{key}.combines: a combined condition must name [data condition, regularizer condition]")
+    extra = sorted(set(declared) - {"name", "family", "combines"})
+    if extra:
+        raise ConfigError(f"{key}.{extra[0]}: a combined condition takes its data and regularizer from combines, "
+                          f"not from {extra[0]}")
+    for position, (name, allowed) in enumerate(zip(declared["combines"], (DATA_FAMILIES, REGULARIZERS))):
+        if name not in expanded:
+            raise ConfigError(f"{key}.combines[{position}]: {name!r} is not a condition of the grid")
+        if expanded[name]["family"] not in allowed:
+            raise ConfigError(f"{key}.combines[{position}]: {name!r} is a {expanded[name]['family']} condition; "
+                              f"allowed: {' or '.join(allowed)}")
 
 
 def _check_generators(config: dict, base_dir: Path) -> None:

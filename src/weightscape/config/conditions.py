@@ -10,6 +10,8 @@ A condition is a plain dict (so Snakemake can track it as a rule parameter):
     weight_decay  L2 / decoupled weight decay of the optimizer (0 = none)
     transforms    training-time augmentations [{name, args}] (empty = none)
     mix           synthetic only: {scheme: replace | add, p, generator} (None otherwise; see weightscape.synth.mixing)
+    combines      combined only: [data condition, regularizer condition] whose data and regularizer it trains with
+                  (the key is absent on every other condition)
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 # What each regularizer family's level sets (every family of weightscape.names.FAMILIES has an entry).
 FAMILY_KNOB = {"baseline": None, "dropout": "dropout", "weight_decay": "weight_decay", "diversity": None,
-               "synthetic": None}
+               "synthetic": None, "combined": None}
 MIX_SCHEMES = ("replace", "add")
 DIVERSITY_KINDS = ("augment", "noise", "stacked")
 #: the paper's single-augmentation sources (families.diversity.augment): names of weightscape.augment.TRANSFORMS
@@ -78,8 +80,19 @@ def _synthetic_conditions(synthetic: dict) -> list[dict[str, Any]]:
             for scheme in MIX_SCHEMES for p in synthetic.get(scheme, [])]
 
 
+def combine(name: str, data: dict[str, Any], regularizer: dict[str, Any]) -> dict[str, Any]:
+    """A `combined` condition: `data`'s training data (transforms or synthetic mix) under `regularizer`'s dropout /
+    weight decay, at the regularizer's level."""
+    condition = make_condition(name, "combined", regularizer["level"], dropout=regularizer["dropout"],
+                               weight_decay=regularizer["weight_decay"], kind=data["kind"],
+                               transforms=data["transforms"], mix=data["mix"])
+    return {**condition, "combines": [data["name"], regularizer["name"]]}
+
+
 def expand_conditions(config: dict[str, Any]) -> list[dict[str, Any]]:
-    """All conditions of a validated config, families first (in config order), then declared ones."""
+    """All conditions of a validated config, families first (in config order), then declared ones (a combined
+    condition takes its data and regularizer from the two conditions it names; unknown names are left for the
+    config check to report)."""
     families = config.get("families", {})
     conditions = []
     if families.get("baseline", True):
@@ -89,6 +102,12 @@ def expand_conditions(config: dict[str, Any]) -> list[dict[str, Any]]:
             conditions.append(make_condition(condition_name(family, level), family, level, **{family: level}))
     conditions += _diversity_conditions(families.get("diversity", {}))
     conditions += _synthetic_conditions(families.get("synthetic", {}))
-    for declared in config.get("conditions", []):
-        conditions.append(make_condition(**declared))
+    declared = config.get("conditions", [])
+    conditions += [make_condition(**{k: v for k, v in c.items() if k != "combines"}) for c in declared
+                   if c["family"] != "combined"]
+    by_name = {c["name"]: c for c in conditions}
+    for c in declared:
+        parts = c.get("combines") or []
+        if c["family"] == "combined" and len(parts) == 2 and all(name in by_name for name in parts):
+            conditions.append(combine(c["name"], *(by_name[name] for name in parts)))
     return conditions

@@ -1,7 +1,10 @@
-"""Regenerate this example: real WeightWatcher 0.7.7 tables of a tiny MLP, before and after a few SGD steps.
+"""Regenerate this example: real WeightWatcher 0.7.7 tables of a tiny MLP, before and after a few SGD steps, as
+per-run analyses are usually published: every run analysed its own starting point (pretrained_<condition>.csv),
+because every run re-initialised the classifier head (seeded by its condition's index) on the shared body.
 
-pretrained = seeded random init; fine-tuned = 30 SGD steps on random data with: nothing (baseline), dropout,
-weight decay, or noisy inputs (the 'diversity' family). Run from the repo root:
+pretrained body = seeded random init; fine-tuned = 30 SGD steps on random data with: nothing (baseline), dropout,
+weight decay, or noisy inputs (the 'diversity' family). manifest.csv lists a pretrained row per condition (the
+condition column names the run it belongs to). Run from the repo root:
     OMP_NUM_THREADS=1 .venv/bin/python tests/data/ww_manifest/make_example.py
 """
 
@@ -37,14 +40,19 @@ def analyze(model) -> pd.DataFrame:
 
 def main() -> None:
     torch.manual_seed(0)
-    pretrained = mlp(0.0)
+    body = mlp(0.0)
     gen = torch.Generator().manual_seed(1)
     x = torch.randn(256, 48, generator=gen)
     y = torch.randint(0, 24, (256,), generator=gen)
     rows = []
-    analyze(pretrained).to_csv(HERE / "pretrained.csv", index=False)
-    rows.append(("pretrained.csv", "pretrained", "pretrained", "pretrained"))
-    for condition, family, p, wd, noise in CONDITIONS:
+    for old in HERE.glob("pretrained*.csv"):
+        old.unlink()
+    for index, (condition, family, p, wd, noise) in enumerate(CONDITIONS):
+        pretrained = copy.deepcopy(body)
+        torch.manual_seed(100 + index)  # this run's own new head
+        pretrained[-1].reset_parameters()
+        analyze(pretrained).to_csv(HERE / f"pretrained_{condition}.csv", index=False)
+        rows.append((f"pretrained_{condition}.csv", condition, family, "pretrained"))
         model = mlp(p)
         model.load_state_dict(copy.deepcopy(pretrained.state_dict()))
         opt = torch.optim.SGD(model.parameters(), lr=0.5, weight_decay=wd)

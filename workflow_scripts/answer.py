@@ -1,0 +1,14 @@
+"""Adapter: rule answer -> weightscape.answer.answer (the across-seed verdicts and claims)."""
+from pathlib import Path
+
+from weightscape.runtime import job_logging
+
+with job_logging(snakemake.log[0]):
+    import pandas as pd
+
+    from weightscape.answer import answer, write_answer
+
+    i = snakemake.input
+    tables = answer(pd.read_parquet(i.deltas), pd.read_csv(i.runs), diversity=pd.read_csv(i.diversity),
+                    combined=snakemake.params.combined, config=snakemake.params.stats)
+    write_answer(tables, Path(snakemake.output.verdicts).parent)
