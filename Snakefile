@@ -15,6 +15,7 @@ localrules:
     summarize_spectra,
     summarize_diversity,
     summarize_fidelity,
+    answer,
     summary_md,
 
 

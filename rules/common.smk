@@ -160,6 +160,20 @@ def curvature_files():
     return references + [run_file(run, "curvature.json") for run in RUNS]
 
 
+def training_data_sources():
+    """condition -> the first condition (grid order) that trains on the same data (transforms and synthetic mix):
+    dropout, weight-decay and combined conditions share their data's Vendi scores, measured once."""
+    first = {}
+    sources = {}
+    for name, condition in CONDITIONS.items():
+        signature = repr((condition.params()["transforms"], condition.params()["mix"]))
+        sources[name] = first.setdefault(signature, name)
+    return sources
+
+
+DIVERSITY_SOURCES = training_data_sources()
+
+
 def combined_pairs():
     """combined condition -> [its data condition, its regularizer condition], for the additivity statistics."""
     return {

@@ -18,7 +18,11 @@ rule diversity:
         runtime="30m",
         gpu=GPUS,
     params:
-        condition=lambda wildcards: CONDITIONS[wildcards.condition].params(),
+        # what the scores depend on: the training data (the condition's name only labels the file)
+        data=lambda wildcards: {
+            key: CONDITIONS[wildcards.condition].params()[key]
+            for key in ("transforms", "mix")
+        },
         diversity=SETTINGS.sections["diversity"],
         seeds=SEEDS,
     script:
@@ -31,7 +35,7 @@ rule summarize_diversity:
             "results/diversity/{dataset}/{model}/{condition}.json",
             dataset=DATASETS,
             model=MODELS,
-            condition=CONDITIONS,
+            condition=sorted(set(DIVERSITY_SOURCES.values())),
         ),
     output:
         report(
@@ -47,5 +51,17 @@ rule summarize_diversity:
     resources:
         mem_mb=2000,
         runtime="10m",
+    params:
+        # every condition of the grid, in order, with the condition whose measurement it shares
+        conditions=[
+            {
+                "condition": name,
+                "source": DIVERSITY_SOURCES[name],
+                "family": c.family,
+                "kind": c.kind,
+                "level": c.level,
+            }
+            for name, c in CONDITIONS.items()
+        ],
     script:
         "../workflow_scripts/summarize_diversity.py"

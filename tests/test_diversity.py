@@ -113,9 +113,18 @@ def test_diversity_table_has_a_row_per_draw_and_reads_identities_from_the_file_p
         write_json(path, {"condition": name, "family": "diversity", "draws": draws})
         files.append(path)
     table = diversity_table(files)
-    assert list(table.columns[:6]) == ["dataset", "model", "condition", "family", "seed", "n"]
+    assert list(table.columns[:8]) == ["dataset", "model", "condition", "family", "kind", "level", "seed", "n"]
     assert table[["condition", "seed", "vendi_embedding"]].values.tolist() == [
         ["noise", 0, 16.0], ["noise", 1, 17.0], ["baseline", 0, 21.0], ["baseline", 1, 22.0]]
+    # a dropout level trains on the baseline's data: it gets the baseline's draws under its own name
+    shared = diversity_table(files, [
+        {"condition": "baseline", "source": "baseline", "family": "baseline", "kind": None, "level": 0.0},
+        {"condition": "dropout_0.5", "source": "baseline", "family": "dropout", "kind": None, "level": 0.5},
+        {"condition": "noise", "source": "noise", "family": "diversity", "kind": "noise", "level": 0.1}])
+    assert shared[["condition", "family", "level", "vendi_embedding"]].values.tolist() == [
+        ["baseline", "baseline", 0.0, 21.0], ["baseline", "baseline", 0.0, 22.0],
+        ["dropout_0.5", "dropout", 0.5, 21.0], ["dropout_0.5", "dropout", 0.5, 22.0],
+        ["noise", "diversity", 0.1, 16.0], ["noise", "diversity", 0.1, 17.0]]
     moved = tmp_path / "results" / "diversity" / "fm" / "lite0" / "other.json"
     moved.write_text(files[0].read_text())  # says condition "noise", lies in other.json
     with pytest.raises(ValueError, match="disagree"):

@@ -21,7 +21,7 @@ from conftest import REPO, snakemake, write_config
 SCRIPTS = REPO / "tests" / "slurm"
 PROFILE = REPO / "profiles" / "slurm"
 LOCAL_RULES = ("all", "summarize_runs", "summarize_spectra", "summarize_diversity", "summarize_fidelity",
-               "summary_md")  # the Snakefile's localrules
+               "answer", "summary_md")  # the Snakefile's localrules
 INSTALL = ("run `make slurm` (root + apt), or `apt-get install -y --no-install-recommends slurmctld slurmd "
            "slurm-client munge`")
 SLURM_TOOLS = ["munged", "munge", "unmunge", "slurmctld", "slurmd", "scontrol", "sinfo", "sbatch", "squeue", "scancel",
@@ -31,7 +31,7 @@ SLURM_TOOLS = ["munged", "munge", "unmunge", "slurmctld", "slurmd", "scontrol", 
 LIMIT_S = 1800
 # The tables compared with the local run; every job runs on one thread with fixed seeds, so they are bit-identical.
 TABLES = ["results/summary/runs.csv", "results/diversity/diversity.csv", "results/synthetic/fidelity.csv",
-          "results/compare/family_effects.csv"]
+          "results/compare/family_effects.csv", "results/answer/verdicts.csv", "results/answer/effects.csv"]
 
 
 def test_slurm_profile_settings_do_not_depend_on_the_workflow_profile():

@@ -5,4 +5,4 @@ with job_logging(snakemake.log[0]):
     from weightscape.diversity import diversity_table
     from weightscape.io import write_csv
 
-    write_csv(snakemake.output[0], diversity_table(snakemake.input))
+    write_csv(snakemake.output[0], diversity_table(snakemake.input, snakemake.params.conditions))

@@ -14,7 +14,7 @@ float64. The numerics needed are ~20 lines, checked in tests/test_diversity.py a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -199,12 +199,27 @@ def measure_diversity(images_uint8_nhwc: np.ndarray, labels: np.ndarray, model: 
             **weighted_vendi(real_embedding, augmented_embedding)}
 
 
-def diversity_table(json_files: Sequence[str | Path]) -> pd.DataFrame:
-    """One row per condition and draw (one draw per grid seed): the identity (dataset, model, condition: from the
-    file's place; seed: the draw's), the condition's family / kind / level and the draw's scores."""
-    rows = []
+def diversity_table(json_files: Sequence[str | Path], conditions: Sequence[Mapping] | None = None) -> pd.DataFrame:
+    """One row per condition and draw (one draw per grid seed): the identity (dataset, model: from the file's place;
+    condition; seed: the draw's), the condition's family / kind / level and the draw's scores.
+
+    `conditions`: the grid's conditions in order, each {condition, source, family, kind, level}: a condition that
+    trains on the same data as `source` (e.g. a dropout level and the baseline) gets the rows of source's file.
+    Without it, one block of rows per file, as the file names it.
+    """
+    files = {}
     for path in json_files:
         data = read_json(path)
-        condition = {**checked_identity(path, data), **{k: v for k, v in data.items() if k != "draws"}}
-        rows += [{**condition, "seed": draw["seed"], **draw} for draw in data["draws"]]
+        identity = checked_identity(path, data)
+        files[(identity["dataset"], identity["model"], identity["condition"])] = data
+    if conditions is None:
+        conditions = [{"condition": c, "source": c, **{k: d.get(k) for k in ("family", "kind", "level")}}
+                      for (_, _, c), d in files.items()]
+    rows = []
+    for dataset, model in dict.fromkeys((d, m) for d, m, _ in files):
+        for c in conditions:
+            data = files[(dataset, model, c["source"])]
+            label = {"dataset": dataset, "model": model, "condition": c["condition"], "family": c["family"],
+                     "kind": c["kind"], "level": c["level"]}
+            rows += [{**label, "seed": draw["seed"], **draw} for draw in data["draws"]]
     return pd.DataFrame(rows)

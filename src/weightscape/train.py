@@ -80,7 +80,7 @@ def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, bins: 
     return float((acc - conf).abs().sum() / max(len(labels), 1))
 
 
-@torch.no_grad()
+@torch.inference_mode()  # no autograd bookkeeping at all: faster than no_grad, the same numbers
 def predict(model: nn.Module, inputs: torch.Tensor, batch_size: int, device: torch.device) -> torch.Tensor:
     """Softmax probabilities (float64, on the CPU) in eval mode."""
     model.eval()
