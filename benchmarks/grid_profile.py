@@ -141,7 +141,9 @@ def finetune_jobs(results: Path, walls: dict[str, float]) -> list[dict]:
         steps = pd.read_csv(results / "runs" / key / "curve.csv")["step"].iloc[0]
         rows.append({"job": key, "wall_s": wall, "phases": phase_seconds(results / "logs" / "finetune" / f"{key}.log"),
                      "n_train": metrics["n_train"], "epochs": epochs, "steps_per_epoch": int(steps),
-                     "image_size": info["image_size"], "eval_batch_size": metrics["execution"]["eval_batch_size"],
+                     "image_size": info["image_size"],
+                     # runs made before execution provenance was recorded evaluated in batches of 256
+                     "eval_batch_size": metrics.get("execution", {}).get("eval_batch_size", 256),
                      "train_images": metrics["n_train"] * epochs,
                      "eval_images": counts["val"] * (epochs + 1) + counts["test"] + counts["ood"]})
     return rows

@@ -9,6 +9,7 @@ rule train_generator:
         "results/logs/train_generator/{dataset}/{generator}.log",
     benchmark:
         "results/benchmarks/train_generator/{dataset}/{generator}.tsv"
+    priority: 10  # the synthetic images (and their fine-tunes) wait for it
     conda:
         "../envs/weightscape.yaml"
     threads: lambda wildcards: GENERATORS[wildcards.generator].train["threads"]
@@ -35,6 +36,9 @@ rule synthesize:
         "results/logs/synthesize/{dataset}/{generator}.log",
     benchmark:
         "results/benchmarks/synthesize/{dataset}/{generator}.tsv"
+    # one long job that synthetic fine-tunes wait for: start it first, so that it overlaps the other fine-tunes
+    # instead of running alone at the end of the grid
+    priority: 10
     conda:
         "../envs/weightscape.yaml"
     threads: lambda wildcards: GENERATORS[wildcards.generator].sample["threads"]
