@@ -141,12 +141,22 @@ ANSWER_TABLES = [
     "claim1",
     "claim2",
     "additivity",
+    "curvature",
 ]
 
 
 CURVATURE = config["curvature"]["enabled"]
 if CURVATURE:
     FIGURES.append("curvature")
+if CURVATURE and config["curvature"]["every_epoch"]:
+    FIGURES.append("curvature_trajectory")
+
+
+def trajectory_curves(wildcards):
+    """Every run's curve.csv when the fine-tunes record curvature after each epoch (none otherwise)."""
+    if "curvature_trajectory" not in FIGURES:
+        return []
+    return [run_file(run, "curve.csv") for run in RUNS]
 
 
 def curvature_files():
@@ -162,7 +172,8 @@ def curvature_files():
 
 def training_data_sources():
     """condition -> the first condition (grid order) that trains on the same data (transforms and synthetic mix):
-    dropout, weight-decay and combined conditions share their data's Vendi scores, measured once."""
+    dropout, weight-decay and combined conditions share their data's Vendi scores, measured once.
+    """
     first = {}
     sources = {}
     for name, condition in CONDITIONS.items():

@@ -7,6 +7,7 @@ rule plots:
         curves="results/answer/curves.csv",
         placement="results/answer/placement.csv",
         answer_effects="results/answer/effects.csv",
+        trajectory=trajectory_curves,
         eigenvalues=lambda wildcards: list(esd_archives().values()),
     output:
         **{
@@ -28,6 +29,7 @@ rule plots:
         runtime="20m",
     params:
         plots=SETTINGS.sections["plots"],
+        families=condition_families(),
         archives=esd_archives(),
     script:
         "../workflow_scripts/plots.py"

@@ -234,3 +234,12 @@ def test_curvature_figure_reads_the_runs_hessian_columns(tmp_path, runs):
     assert "lower is flatter" in caption and "across 3-3 seed(s)" in caption
     with pytest.raises(ValueError, match="curvature.enabled"):
         plots.curvature(runs, tmp_path / "none.png")
+
+
+def test_curvature_trajectory_follows_the_trace_per_family(tmp_path):
+    rows = [dict(condition=c, family=f, seed=s, epoch=e, hessian_trace=(10.0 if f == "dropout" else 20.0) * e)
+            for c, f in (("dropout_0.5", "dropout"), ("autoaugment", "diversity")) for s in (0, 1) for e in (1, 2, 3)]
+    out = tmp_path / "trajectory.png"
+    caption = plots.curvature_trajectory(pd.DataFrame(rows), out)
+    _check(out, caption, "after each of 3 epochs")
+    assert "dropout 30" in caption and "diversity 60" in caption

@@ -273,3 +273,22 @@ def test_judge_learns_from_its_own_real_split_and_reloads_to_the_same_accuracy(t
     reloaded = evaluate(judge, to_model_inputs(test_images, spec), test_labels, 64, torch.device("cpu"))
     assert reloaded["accuracy"] == metrics["test"]["accuracy"]
     assert json.loads(out["metrics.json"].read_text())["test"]["accuracy"] == metrics["test"]["accuracy"]
+
+
+def test_curvature_every_epoch_joins_the_curve_and_leaves_training_untouched(tiny_pipeline_inputs, tmp_path):
+    root, ood_files = tiny_pipeline_inputs
+    condition = make_condition("dropout_0.3", "dropout", 0.3, dropout=0.3)
+    _run(root, ood_files, condition, tmp_path / "plain")
+    curvature = {"per_class": 1, "n_probes": 2, "tol": 0.1, "max_iter": 3, "seed": 0}
+    finetune_run(reference=root / "ref.safetensors", reference_info=root / "ref.json", data_dir=root / "data",
+                 ood_files=ood_files, condition=Condition.from_dict(condition), train=TRAIN.replace(lr=1e-3, epochs=2),
+                 seed=0, execution=CPU, outputs=RunOutputs(*(tmp_path / "measured" / name for name in
+                                                             ("weights.safetensors", "curve.csv", "metrics.json"))),
+                 curvature=curvature)
+    curve = (tmp_path / "measured" / "curve.csv").read_text().splitlines()
+    header = curve[0].split(",")
+    assert {"hessian_trace", "hessian_trace_se", "hessian_top_eig"} <= set(header) and len(curve) == 3
+    assert all(float(row.split(",")[header.index("hessian_trace")]) > 0 for row in curve[1:])
+    # measuring in eval mode with its own generators changes nothing of the training (dropout masks included)
+    assert ((tmp_path / "plain" / "weights.safetensors").read_bytes()
+            == (tmp_path / "measured" / "weights.safetensors").read_bytes())

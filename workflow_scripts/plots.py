@@ -7,6 +7,7 @@ with job_logging(snakemake.log[0]):
 
     from weightscape import plots
     from weightscape.answer import read_table
+    from weightscape.tables import path_identity
 
     out = snakemake.output
     runs, effects = pd.read_csv(snakemake.input.runs), pd.read_csv(snakemake.input.effects)
@@ -27,3 +28,7 @@ with job_logging(snakemake.log[0]):
                         read_table(snakemake.input.answer_effects), out.dose_response)
     if "curvature" in out.keys():
         plots.curvature(runs, out.curvature)
+    if "curvature_trajectory" in out.keys():
+        families = snakemake.params.families
+        curves = pd.concat([pd.read_csv(path).assign(**path_identity(path)) for path in snakemake.input.trajectory])
+        plots.curvature_trajectory(curves.assign(family=curves["condition"].map(families)), out.curvature_trajectory)

@@ -379,3 +379,20 @@ def curvature(runs: pd.DataFrame, out) -> str:
                f"sample, eval mode), with 95% CIs across {int(n_seeds.min())}-{int(n_seeds.max())} seed(s); lower "
                f"is flatter. " + "; ".join(notes) + ".")
     return _save(fig, out, caption)
+
+
+def curvature_trajectory(curves: pd.DataFrame, out) -> str:
+    """Hessian trace after every epoch (curvature.every_epoch), mean per family with 95% CIs over its runs."""
+    if "hessian_trace" not in curves or curves["hessian_trace"].isna().all():
+        raise ValueError("the curves have no hessian_trace column: is curvature.every_epoch on?")
+    fams = _family_order(curves[FAMILY])
+    fig, ax = plt.subplots(figsize=(6, 4))
+    sns.lineplot(curves, x="epoch", y="hessian_trace", hue=FAMILY, hue_order=fams, palette=_palette(fams),
+                 errorbar=("ci", 95), n_boot=200, seed=0, marker="o", ax=ax)
+    ax.set_yscale("log")
+    ax.set_ylabel("Hessian trace (log scale)")
+    last = curves[curves["epoch"] == curves["epoch"].max()].groupby(FAMILY)["hessian_trace"].mean()
+    caption = (f"Loss curvature along fine-tuning: the Hessian trace after each of {int(curves['epoch'].max())} "
+               f"epochs, mean per family over its runs with 95% CIs; after the last epoch "
+               + ", ".join(f"{nice(f)} {_f(v)}" for f, v in last.items()) + ".")
+    return _save(fig, out, caption)

@@ -199,6 +199,14 @@ def _additivity_line(condition: str, rows: pd.DataFrame) -> str:
             f"{int(rows['n_seeds'].min())} seeds): do the effects add? {verdicts}.")
 
 
+def _curvature_line(outcome: str, rows: pd.DataFrame) -> str:
+    """One curvature outcome per family: the log10 change relative to the baseline's, across seeds."""
+    bits = [f"{nice(r['family'])} {_g(r['mean'])} (95% CI {_g(r['ci_low'])} to {_g(r['ci_high'])}: {r['statement']})"
+            for _, r in rows.iterrows()]
+    return (f"- **loss curvature, {OUTCOMES[outcome]}** (log10 change from pretrained relative to the baseline's, "
+            f"{int(rows['n_seeds'].min())} seeds): " + "; ".join(bits) + ".")
+
+
 def _answer_section(answer: dict[str, pd.DataFrame]) -> list[str]:
     """The opening of summary.md: the rule, the two claims, each family, each data condition's verdict."""
     verdicts, claims, family_effects = answer["verdicts"], answer["claims"], answer["family_effects"]
@@ -211,6 +219,10 @@ def _answer_section(answer: dict[str, pd.DataFrame]) -> list[str]:
     out += [_claim_line(row, titles.get(i, row["claim"])) for i, (_, row) in enumerate(claims.iterrows())]
     for family in dict.fromkeys(family_effects["family"]) if len(family_effects) else []:
         out.append(_family_line(family, family_effects, answer["regularizers"]))
+    curvature = answer.get("curvature", pd.DataFrame())
+    if len(curvature):
+        out += [_curvature_line(outcome, rows) for outcome, rows in
+                curvature[curvature["level"] == "family"].groupby("outcome", sort=False)]
     out += ["", "Per condition:", ""]
     for _, row in verdicts.iterrows():
         out.append(f"- **{row['condition']}** ({nice(row['family'])}, {int(row['n_seeds'])} seeds): {row['verdict']} "

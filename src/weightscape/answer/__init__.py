@@ -5,6 +5,7 @@
     verdict.py  which regularizer families move which metrics measurably; THE verdict rule (`decide`)
     claims.py   paper claim 1 (diversity vs dropout-likeness), claim 2 (synthetic data: diversity, OOD),
                 additivity of combined (data + regularizer) conditions
+    runlevel.py the loss curvature of each run (runs.csv, curvature.enabled) through the same across-seed lens
 
     answer(deltas, runs, diversity=None, combined=None, config=None) -> dict of DataFrames
 
@@ -20,7 +21,7 @@ import pandas as pd
 
 from weightscape.names import COMBINED
 
-from . import claims, dose, seeds, verdict
+from . import claims, dose, runlevel, seeds, verdict
 from .seeds import PLACED_FAMILIES
 from .verdict import VERDICT_RULE
 
@@ -28,7 +29,7 @@ __all__ = ["TABLES", "VERDICT_RULE", "answer", "read_table", "settings", "write_
 
 #: the tables of `answer`, each written as results/answer/<name>.csv
 TABLES = ("verdicts", "claims", "effects", "family_effects", "noise", "regularizers", "curves", "placement",
-          "comparison", "claim1", "claim2", "additivity")
+          "comparison", "claim1", "claim2", "additivity", "curvature")
 
 
 def settings(stats: dict | None = None) -> dict:
@@ -80,7 +81,9 @@ def answer(deltas: pd.DataFrame, runs: pd.DataFrame, diversity: pd.DataFrame | N
     return {"noise": noise, "effects": eff, "family_effects": seeds.family_effects(cube, noise),
             "regularizers": regs, "curves": dose.dose_curves(eff, families, cube.metrics), "placement": placement,
             "comparison": comparison, "verdicts": table, "claims": pd.DataFrame([s1, s2]), "claim1": claim1,
-            "claim2": claim2, "additivity": add}
+            "claim2": claim2, "additivity": add,
+            "curvature": runlevel.curvature_effects(runs, cfg["equivalence_margin"], alpha=alpha, fdr=cfg["fdr"],
+                                                    min_seeds=min_seeds)}
 
 
 def write_answer(tables: dict[str, pd.DataFrame], out_dir) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from weightscape.names import BASELINE, COMBINED, DATA_FAMILIES, REGULARIZERS
+from weightscape.names import BASELINE, COMBINED, CURVATURE_OUTCOMES, DATA_FAMILIES, REGULARIZERS
 
 SCOPE = "across seeds"  # the `scope` column of every table of this package
 #: the families placed on the dropout / weight-decay axes
@@ -185,7 +185,7 @@ def margins(spec, cube: Cube, noise: pd.DataFrame) -> pd.DataFrame:
     """
     if not isinstance(spec, dict) or ("default" not in spec and not set(spec) & set(cube.metrics)):
         spec = {"default": spec}
-    unknown = sorted(set(spec) - {"default"} - set(cube.metrics))
+    unknown = sorted(set(spec) - {"default"} - set(cube.metrics) - set(CURVATURE_OUTCOMES))  # run-level: runlevel.py
     if unknown:
         raise ValueError(f"margin: unknown metric(s) {', '.join(map(str, unknown))}; chosen: {', '.join(cube.metrics)}")
     mean = nanmean(cube.seed_means(), axis=1)  # (C, N)
