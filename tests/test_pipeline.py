@@ -346,6 +346,15 @@ def test_curvature_of_every_run_and_reference_is_in_runs_csv(smoke):
     assert runs["hessian_trace_pretrained"].nunique() == 3
     caption = (workdir / "results" / "figures" / "curvature.txt").read_text()
     assert "Hessian" in caption and "across 3-3 seed(s)" in caption
+    # ... and through the across-seed lens in the answer and the opening of summary.md
+    effects = pd.read_csv(workdir / "results" / "answer" / "curvature.csv")
+    families = effects[effects["level"] == "family"]
+    assert set(families["outcome"]) == {"hessian_trace", "hessian_top_eig"} and (families["n_seeds"] == 3).all()
+    assert "baseline" not in set(families["name"]) and {"dropout", "diversity"} <= set(families["name"])
+    opening = (workdir / "results" / "summary.md").read_text().split("# Details")[0]
+    line = next(line for line in opening.splitlines() if line.startswith("- **Hessian trace"))
+    for _, row in families[families["outcome"] == "hessian_trace"].iterrows():
+        assert f"(95% CI {_g(row['ci_low'])} to {_g(row['ci_high'])}: {row['statement']})" in line, line
 
 
 def test_changing_curvature_settings_reruns_no_fine_tune(smoke):

@@ -390,6 +390,7 @@ def curvature_trajectory(curves: pd.DataFrame, out) -> str:
     sns.lineplot(curves, x="epoch", y="hessian_trace", hue=FAMILY, hue_order=fams, palette=_palette(fams),
                  errorbar=("ci", 95), n_boot=200, seed=0, marker="o", ax=ax)
     ax.set_yscale("log")
+    ax.set_xticks(sorted(curves["epoch"].unique()))
     ax.set_ylabel("Hessian trace (log scale)")
     last = curves[curves["epoch"] == curves["epoch"].max()].groupby(FAMILY)["hessian_trace"].mean()
     caption = (f"Loss curvature along fine-tuning: the Hessian trace after each of {int(curves['epoch'].max())} "

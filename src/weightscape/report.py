@@ -203,7 +203,7 @@ def _curvature_line(outcome: str, rows: pd.DataFrame) -> str:
     """One curvature outcome per family: the log10 change relative to the baseline's, across seeds."""
     bits = [f"{nice(r['family'])} {_g(r['mean'])} (95% CI {_g(r['ci_low'])} to {_g(r['ci_high'])}: {r['statement']})"
             for _, r in rows.iterrows()]
-    return (f"- **loss curvature, {OUTCOMES[outcome]}** (log10 change from pretrained relative to the baseline's, "
+    return (f"- **{OUTCOMES[outcome]}** (log10 change from pretrained relative to the baseline's, "
             f"{int(rows['n_seeds'].min())} seeds): " + "; ".join(bits) + ".")
 
 
