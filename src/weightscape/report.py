@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .answer import VERDICT_RULE
+from .answer.verdict import about
 from .io import atomic_path
 from .names import ALL_LAYERS, BASELINE, LOWER_IS_BETTER, OUTCOMES, REGULARIZERS, nice
 
@@ -200,11 +201,20 @@ def _additivity_line(condition: str, rows: pd.DataFrame) -> str:
 
 
 def _curvature_line(outcome: str, rows: pd.DataFrame) -> str:
-    """One curvature outcome per family: the log10 change relative to the baseline's, across seeds."""
+    """One curvature outcome: per family the log10 change relative to the baseline's, across seeds, and each data
+    condition's equivalent strength on the regularizers' dose-response of that outcome."""
+    families = rows[rows["level"] == "family"]
     bits = [f"{nice(r['family'])} {_g(r['mean'])} (95% CI {_g(r['ci_low'])} to {_g(r['ci_high'])}: {r['statement']})"
-            for _, r in rows.iterrows()]
-    return (f"- **{OUTCOMES[outcome]}** (log10 change from pretrained relative to the baseline's, "
-            f"{int(rows['n_seeds'].min())} seeds): " + "; ".join(bits) + ".")
+            for _, r in families.iterrows()]
+    line = (f"- **{OUTCOMES[outcome]}** (log10 change from pretrained relative to the baseline's, "
+            f"{int(families['n_seeds'].min())} seeds): " + "; ".join(bits) + ".")
+    placed = []
+    for _, r in rows[rows["level"] == "condition"].iterrows():
+        on = [about(reg, {k: r[f"{reg}_{k}"] for k in ("position", "level", "level_ci_high")}) for reg in REGULARIZERS
+              if isinstance(r.get(f"{reg}_position"), str)]
+        if on:
+            placed.append(f"{r['name']} {', '.join(on)}")
+    return line + (" Equivalent strength: " + "; ".join(placed) + "." if placed else "")
 
 
 def _answer_section(answer: dict[str, pd.DataFrame]) -> list[str]:
@@ -221,8 +231,7 @@ def _answer_section(answer: dict[str, pd.DataFrame]) -> list[str]:
         out.append(_family_line(family, family_effects, answer["regularizers"]))
     curvature = answer.get("curvature", pd.DataFrame())
     if len(curvature):
-        out += [_curvature_line(outcome, rows) for outcome, rows in
-                curvature[curvature["level"] == "family"].groupby("outcome", sort=False)]
+        out += [_curvature_line(outcome, rows) for outcome, rows in curvature.groupby("outcome", sort=False)]
     out += ["", "Per condition:", ""]
     for _, row in verdicts.iterrows():
         out.append(f"- **{row['condition']}** ({nice(row['family'])}, {int(row['n_seeds'])} seeds): {row['verdict']} "

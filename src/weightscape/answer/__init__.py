@@ -5,7 +5,8 @@
     verdict.py  which regularizer families move which metrics measurably; THE verdict rule (`decide`)
     claims.py   paper claim 1 (diversity vs dropout-likeness), claim 2 (synthetic data: diversity, OOD),
                 additivity of combined (data + regularizer) conditions
-    runlevel.py the loss curvature of each run (runs.csv, curvature.enabled) through the same across-seed lens
+    runlevel.py the loss curvature of each run (runs.csv, curvature.enabled) through the same machinery:
+                effects, equivalence, equivalent dropout p / weight-decay lambda
 
     answer(deltas, runs, diversity=None, combined=None, config=None) -> dict of DataFrames
 
@@ -83,7 +84,8 @@ def answer(deltas: pd.DataFrame, runs: pd.DataFrame, diversity: pd.DataFrame | N
             "comparison": comparison, "verdicts": table, "claims": pd.DataFrame([s1, s2]), "claim1": claim1,
             "claim2": claim2, "additivity": add,
             "curvature": runlevel.curvature_effects(runs, cfg["equivalence_margin"], alpha=alpha, fdr=cfg["fdr"],
-                                                    min_seeds=min_seeds)}
+                                                    min_seeds=min_seeds, noise_source=cfg["noise_floor"],
+                                                    n_boot=n_boot, seed=seed)}
 
 
 def write_answer(tables: dict[str, pd.DataFrame], out_dir) -> None:
