@@ -6,17 +6,18 @@ import pytest
 from scipy import stats
 
 from weightscape.answer.runlevel import FLATTER, NO_CHANGE, UNDECIDED, curvature_effects
+from weightscape.report import _curvature_line
 
 MARGIN = {"default": {"noise": 1.0, "regularizers": 0.25}}
 DROPOUT = {0.25: -0.4, 0.5: -0.8, 0.75: -1.2}  # planted log10 effect of each dropout level on the trace
 
 
-def _runs(n_seeds=4, flat=-0.6, same=0.0, noise=0.01):
+def _runs(n_seeds=4, flat=-0.6, same=0.0, noise=0.01, dropout=DROPOUT):
     """log10 curvature: pretrained 3, baseline +0.5 (+ the seed's own shift); the other conditions relative to it."""
     rng = np.random.default_rng(0)
     conditions = [("baseline", "baseline", 0.0, 0.0), ("flat", "diversity", np.nan, flat),
                   ("same", "diversity", np.nan, same)]
-    conditions += [(f"dropout_{p}", "dropout", p, shift) for p, shift in DROPOUT.items()]
+    conditions += [(f"dropout_{p}", "dropout", p, shift) for p, shift in dropout.items()]
     rows = []
     for seed in range(n_seeds):
         base = 0.5 + rng.normal(0, 0.2)  # the seed's own baseline change: cancels in the relative effect
@@ -35,6 +36,7 @@ def test_a_planted_flatter_condition_is_flatter_placed_on_dropout_and_an_unchang
     assert flat["dropout_level"] == pytest.approx(0.375, abs=0.02) and flat["dropout_position"] == "within the " \
         "measured levels"
     assert flat["dropout_level_ci_low"] <= flat["dropout_level"] <= flat["dropout_level_ci_high"]
+    assert flat["dropout_measurable"]  # dropout moves the trace, so the placement means something
     same = table.loc[("condition", "same")]
     assert same["statement"] == NO_CHANGE and same["dropout_position"] == "below the smallest level"
     # the margin: the larger of the seed noise of the change (~0.2) and a quarter of dropout's strongest effect
@@ -62,3 +64,13 @@ def test_numbers_are_scipy_t_tests_on_the_per_seed_log_changes():
 def test_too_few_seeds_or_no_curvature_columns():
     assert (curvature_effects(_runs(n_seeds=2), MARGIN, n_boot=100)["statement"] == UNDECIDED).all()
     assert curvature_effects(_runs().drop(columns=["hessian_trace_pretrained"]), MARGIN).empty
+
+
+def test_summary_line_places_conditions_only_on_a_regularizer_that_moves_the_outcome():
+    line = _curvature_line("hessian_trace", curvature_effects(_runs(), MARGIN, n_boot=200))
+    assert "Hessian trace" in line and "4 seeds" in line and "Equivalent strength: flat p = 0.3" in line, line
+    assert "same p < 0.25" in line  # below the smallest level, with its CI's upper end
+    flat_dropout = curvature_effects(_runs(dropout={0.25: 0.0, 0.5: 0.0, 0.75: 0.0}), MARGIN, n_boot=200)
+    assert not flat_dropout["dropout_measurable"].any()
+    line = _curvature_line("hessian_trace", flat_dropout)
+    assert "Equivalent strength" not in line and "Dropout does not move it measurably" in line, line

@@ -208,13 +208,22 @@ def _curvature_line(outcome: str, rows: pd.DataFrame) -> str:
             for _, r in families.iterrows()]
     line = (f"- **{OUTCOMES[outcome]}** (log10 change from pretrained relative to the baseline's, "
             f"{int(families['n_seeds'].min())} seeds): " + "; ".join(bits) + ".")
+    measurable = {reg: rows.iloc[0].get(f"{reg}_measurable") for reg in REGULARIZERS}
+    measurable = {reg: bool(v) for reg, v in measurable.items() if isinstance(v, (bool, np.bool_))}
+    moving = [reg for reg, v in measurable.items() if v]
+    still = [nice(reg) for reg, v in measurable.items() if not v]
     placed = []
     for _, r in rows[rows["level"] == "condition"].iterrows():
-        on = [about(reg, {k: r[f"{reg}_{k}"] for k in ("position", "level", "level_ci_high")}) for reg in REGULARIZERS
+        on = [about(reg, {k: r[f"{reg}_{k}"] for k in ("position", "level", "level_ci_high")}) for reg in moving
               if isinstance(r.get(f"{reg}_position"), str)]
         if on:
             placed.append(f"{r['name']} {', '.join(on)}")
-    return line + (" Equivalent strength: " + "; ".join(placed) + "." if placed else "")
+    if placed:
+        line += " Equivalent strength: " + "; ".join(placed) + "."
+    if still:
+        line += (f" {' and '.join(still).capitalize()} {'does' if len(still) == 1 else 'do'} not move it measurably "
+                 f"at the measured levels, so no condition is placed on {'it' if len(still) == 1 else 'them'}.")
+    return line
 
 
 def _answer_section(answer: dict[str, pd.DataFrame]) -> list[str]:

@@ -17,7 +17,7 @@ import pandas as pd
 
 from weightscape.names import BASELINE, CURVATURE_OUTCOMES
 
-from . import dose, seeds
+from . import dose, seeds, verdict
 from .seeds import SCOPE
 
 FLATTER, SHARPER, NO_CHANGE, UNDECIDED = ("flatter than baseline", "sharper than baseline",
@@ -61,7 +61,9 @@ def curvature_effects(runs: pd.DataFrame, margin_spec, alpha: float = 0.05, fdr:
     effect_in_noise, margin, ci90_low, ci90_high, p_tost, p_tost_adj, statement (flatter / sharper than baseline,
     no measurable change, inconclusive: on the adjusted p-values when `fdr`, "inconclusive" below min_seeds), and
     for each data condition per regularizer R present: R_level, R_level_ci_low, R_level_ci_high, R_position (the
-    equivalent strength, as in placement.csv). Empty when runs.csv has no curvature columns.
+    equivalent strength, as in placement.csv) and R_measurable (whether any level of R moves the outcome
+    measurably, as in regularizers.csv: only then does the equivalent strength mean anything). Empty when runs.csv
+    has no curvature columns.
     """
     spec = margin_spec if isinstance(margin_spec, dict) else {"default": margin_spec}
     levels = dose.condition_levels(runs)
@@ -71,19 +73,23 @@ def curvature_effects(runs: pd.DataFrame, margin_spec, alpha: float = 0.05, fdr:
         noise = seeds.noise_floor(cube, noise_source)
         rule = {k: v for k, v in spec.items() if k in ("default", outcome)}
         margin = seeds.margins(rule, cube, noise)
-        conditions = seeds.effects(cube, noise, margin, alpha=alpha, fdr=fdr)
-        conditions = conditions.rename(columns={"condition": "name"}).assign(level="condition")
+        effects = seeds.effects(cube, noise, margin, alpha=alpha, fdr=fdr)
+        conditions = effects.rename(columns={"condition": "name"}).assign(level="condition")
         families = _family_rows(cube, noise, float(margin["margin"].iat[0]), alpha)
         families = families.assign(name=families["family"], level="family")
         table = pd.concat([conditions, families], ignore_index=True).assign(outcome=outcome)
         targets = [c for c in cube.conditions if cube.family[c] in seeds.PLACED_FAMILIES]
-        placement, _ = dose.placements(cube, dose.regularizer_families(cube, levels),
-                                       dose.match_scale(cube, noise), targets, n_boot=n_boot, seed=seed)
+        regularizers = dose.regularizer_families(cube, levels)
+        placement, _ = dose.placements(cube, regularizers, dose.match_scale(cube, noise), targets, n_boot=n_boot,
+                                       seed=seed)
+        # a placement means something only on a curve that moves: as in the verdict, per regularizer
+        moves = verdict.regularizer_effects(effects, regularizers, [outcome], min_seeds=min_seeds)
         for regularizer, part in placement.groupby("regularizer", sort=False):
             part = part.set_index("condition")
             on = table["name"].where(table["level"] == "condition")
             for column in ("level", "level_ci_low", "level_ci_high", "position"):
                 table[f"{regularizer}_{column}"] = on.map(part[column])
+            table[f"{regularizer}_measurable"] = bool(moves.set_index("family").at[regularizer, "measurable"])
         tables.append(table)
     if not tables:
         return pd.DataFrame()
@@ -92,5 +98,5 @@ def curvature_effects(runs: pd.DataFrame, margin_spec, alpha: float = 0.05, fdr:
     first = ["scope", "outcome", "level", "name", "family", "n_seeds", "mean", "sd", "ci_low", "ci_high", "t", "p",
              "p_adj", "noise_sd", "effect_in_noise", "margin", "ci90_low", "ci90_high", "p_tost", "p_tost_adj",
              "statement"]
-    return table[first + [c for c in table.columns if c.endswith(("_level", "_ci_low", "_ci_high", "_position"))
+    return table[first + [c for c in table.columns if c.endswith(("_level", "_ci_low", "_ci_high", "_position", "_measurable"))
                           and c not in first]].assign(scope=SCOPE)

@@ -145,6 +145,8 @@ def about(family: str, row) -> str:
     if row is None or not isinstance(row["position"], str):
         return f"{SYMBOL[family]} = ?"
     if row["position"] == BELOW:
+        if not np.isfinite(row["level_ci_high"]):  # the bootstrap reaches past the largest level
+            return f"{SYMBOL[family]} below the smallest level (CI unbounded)"
         return f"{SYMBOL[family]} < {format_level(family, row['level_ci_high'])}"
     op = ">=" if row["position"] == BEYOND else "="
     return f"{SYMBOL[family]} {op} {format_level(family, row['level'])}"
