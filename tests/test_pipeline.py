@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, job_counts, snakemake, write_config
+from conftest import REPO, job_counts, reordered, snakemake, write_config
 
 pytestmark = pytest.mark.pipeline
 CONDITIONS = {"baseline": "baseline", "dropout_0.5": "dropout", "weight_decay_0.001": "weight_decay",
@@ -203,20 +203,11 @@ def test_changing_the_learning_rate_reruns_only_the_fine_tunes(smoke):
                 "synthesize", "judge_split"} & set(jobs)
 
 
-def _reordered(value):
-    """The same config with every mapping's keys in another (reversed) order, values unchanged."""
-    if isinstance(value, dict):
-        return {key: _reordered(value[key]) for key in reversed(list(value))}
-    if isinstance(value, list):
-        return [_reordered(item) for item in value]
-    return value
-
-
 def test_restating_the_config_with_its_keys_reordered_reruns_nothing(smoke):
     workdir, config = smoke
-    reordered = workdir / "reordered.yaml"
-    reordered.write_text(yaml.safe_dump(_reordered(yaml.safe_load(config.read_text())), sort_keys=False))
-    result = snakemake(workdir, "-n", "--cores", "2", "--configfile", str(reordered))
+    restated = workdir / "reordered.yaml"
+    restated.write_text(yaml.safe_dump(reordered(yaml.safe_load(config.read_text())), sort_keys=False))
+    result = snakemake(workdir, "-n", "--cores", "2", "--configfile", str(restated))
     assert result.returncode == 0, result.stderr
     assert "Nothing to be done" in result.stdout + result.stderr
 

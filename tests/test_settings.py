@@ -12,19 +12,10 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO, base_config
+from conftest import REPO, base_config, reordered
 from weightscape.config import validate_config, validated_settings
 from weightscape.io import atomic_path, write_json
 from weightscape.settings import (Execution, Generator, Settings, TrainSettings, TRAIN_EXECUTION_KEYS, canonical)
-
-
-def _reordered(value):
-    """The same config with every mapping's keys in reverse order (what a YAML round trip with sorted keys does)."""
-    if isinstance(value, dict):
-        return {key: _reordered(value[key]) for key in reversed(list(value))}
-    if isinstance(value, list):
-        return [_reordered(item) for item in value]
-    return value
 
 
 def _all_params(settings: Settings) -> dict:
@@ -39,7 +30,7 @@ def _all_params(settings: Settings) -> dict:
 def test_params_do_not_depend_on_key_order(fashion_root):
     config = yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
     first = _all_params(validated_settings(copy.deepcopy(config), base_dir=REPO))
-    second = _all_params(validated_settings(_reordered(copy.deepcopy(config)), base_dir=REPO))
+    second = _all_params(validated_settings(reordered(copy.deepcopy(config)), base_dir=REPO))
     assert repr(first) == repr(second)  # snakemake compares params by repr()
     assert list(first["train"]) == sorted(first["train"])
     assert canonical({"b": (1, {"d": 1, "c": 2}), "a": None}) == {"a": None, "b": [1, {"c": 2, "d": 1}]}

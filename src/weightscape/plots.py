@@ -224,13 +224,11 @@ def quadrant(deltas: pd.DataFrame, out) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------------
-def outcome_bars(runs: pd.DataFrame, out) -> str:
-    """id_accuracy / id_ece / ood_accuracy per condition, 95% CIs across seeds."""
-    metrics = [m for m in OUTCOMES if m not in CURVATURE_OUTCOMES and m in runs and runs[m].notna().any()]
-    if not metrics:
-        raise ValueError(f"runs has none of {tuple(OUTCOMES)}")
-    order = _condition_order(runs)
-    fams = _family_order(runs[FAMILY])
+def _condition_panels(runs: pd.DataFrame, metrics, decorate) -> tuple:
+    """One bar panel per metric: each condition's mean with its 95% CI across seeds, coloured by family, the
+    legend once beside the first panel. decorate(ax, metric) adds the panel's extras and returns its caption note.
+    Returns (figure, notes)."""
+    order, fams = _condition_order(runs), _family_order(runs[FAMILY])
     fig, axes = plt.subplots(len(metrics), 1, figsize=(max(7, 0.4 * len(order)), 2.8 * len(metrics)),
                              squeeze=False, sharex=True)
     notes = []
@@ -238,20 +236,33 @@ def outcome_bars(runs: pd.DataFrame, out) -> str:
         sns.barplot(runs, x=CONDITION, y=m, hue=FAMILY, order=order, hue_order=fams, palette=_palette(fams),
                     errorbar=("ci", 95), n_boot=500, seed=0, dodge=False, capsize=0.2, ax=ax)
         ax.set_xlabel("")
-        lo = runs[m].min()
-        if m not in LOWER_IS_BETTER and lo > 0:
-            ax.set_ylim(max(0, lo - 0.1 * (runs[m].max() - lo) - 0.02), None)
+        notes.append(decorate(ax, m))
         if ax is not axes[0, 0] and ax.get_legend():
             ax.get_legend().remove()
         elif ax.get_legend():
             sns.move_legend(ax, "upper left", bbox_to_anchor=(1, 1))
+    axes[-1, 0].tick_params(axis="x", rotation=90)
+    return fig, notes
+
+
+def outcome_bars(runs: pd.DataFrame, out) -> str:
+    """id_accuracy / id_ece / ood_accuracy per condition, 95% CIs across seeds."""
+    metrics = [m for m in OUTCOMES if m not in CURVATURE_OUTCOMES and m in runs and runs[m].notna().any()]
+    if not metrics:
+        raise ValueError(f"runs has none of {tuple(OUTCOMES)}")
+
+    def decorate(ax, m):
+        lo = runs[m].min()
+        if m not in LOWER_IS_BETTER and lo > 0:
+            ax.set_ylim(max(0, lo - 0.1 * (runs[m].max() - lo) - 0.02), None)
         cm = runs.groupby(CONDITION)[m].mean()
         fm = runs.groupby(FAMILY)[m].mean()
         low = m in LOWER_IS_BETTER
         bc = cm.idxmin() if low else cm.idxmax()
         bf = fm.idxmin() if low else fm.idxmax()
-        notes.append(f"best {m} is {bc} ({_f(cm[bc])}) and the best family mean is {nice(bf)} ({_f(fm[bf])})")
-    axes[-1, 0].tick_params(axis="x", rotation=90)
+        return f"best {m} is {bc} ({_f(cm[bc])}) and the best family mean is {nice(bf)} ({_f(fm[bf])})"
+
+    fig, notes = _condition_panels(runs, metrics, decorate)
     n_seeds = runs.groupby(CONDITION).size()
     caption = (f"In-distribution accuracy, calibration error and OOD accuracy per condition, colored by family, "
                f"with 95% CIs across {int(n_seeds.min())}-{int(n_seeds.max())} run(s) per condition; "
@@ -353,27 +364,18 @@ def curvature(runs: pd.DataFrame, out) -> str:
     metrics = [m for m in CURVATURE_OUTCOMES if m in runs and runs[m].notna().any()]
     if not metrics:
         raise ValueError(f"runs has none of {CURVATURE_OUTCOMES}: is curvature.enabled on?")
-    order, fams = _condition_order(runs), _family_order(runs[FAMILY])
-    fig, axes = plt.subplots(len(metrics), 1, figsize=(max(7, 0.4 * len(order)), 2.8 * len(metrics)),
-                             squeeze=False, sharex=True)
-    notes = []
-    for ax, m in zip(axes[:, 0], metrics):
-        sns.barplot(runs, x=CONDITION, y=m, hue=FAMILY, order=order, hue_order=fams, palette=_palette(fams),
-                    errorbar=("ci", 95), n_boot=500, seed=0, dodge=False, capsize=0.2, ax=ax)
+
+    def decorate(ax, m):
         reference = runs[f"{m}_pretrained"].mean() if f"{m}_pretrained" in runs else np.nan
         if np.isfinite(reference):
             ax.axhline(reference, color="k", ls="--", lw=1, label="pretrained")
-        if ax is not axes[0, 0] and ax.get_legend():
-            ax.get_legend().remove()
-        elif ax.get_legend():
-            sns.move_legend(ax, "upper left", bbox_to_anchor=(1, 1))
-        ax.set_xlabel("")
         by_family = runs.groupby(FAMILY)[m].mean()
         flattest = by_family.idxmin()
-        notes.append(f"{nice(m)}: pretrained {_f(reference)}, flattest family {nice(flattest)} "
-                     f"({_f(by_family[flattest])}), " + ", ".join(f"{nice(f)} {_f(v)}" for f, v in by_family.items()
-                                                                   if f != flattest))
-    axes[-1, 0].tick_params(axis="x", rotation=90)
+        return (f"{nice(m)}: pretrained {_f(reference)}, flattest family {nice(flattest)} "
+                f"({_f(by_family[flattest])}), " + ", ".join(f"{nice(f)} {_f(v)}" for f, v in by_family.items()
+                                                             if f != flattest))
+
+    fig, notes = _condition_panels(runs, metrics, decorate)
     n_seeds = runs.groupby(CONDITION).size()
     caption = (f"Loss curvature of the fine-tuned weights per condition (Hessian of the training loss on a fixed "
                f"sample, eval mode), with 95% CIs across {int(n_seeds.min())}-{int(n_seeds.max())} seed(s); lower "
