@@ -63,6 +63,10 @@ def test_numbers_are_scipy_t_tests_on_the_per_seed_log_changes():
 
 def test_too_few_seeds_or_no_curvature_columns():
     assert (curvature_effects(_runs(n_seeds=2), MARGIN, n_boot=100)["statement"] == UNDECIDED).all()
+    negative = _runs(n_seeds=3)
+    negative.loc[(negative["condition"] == "flat") & (negative["seed"] == 0), "hessian_trace"] = -5.0
+    row = curvature_effects(negative, MARGIN, n_boot=100).set_index(["level", "name"]).loc[("condition", "flat")]
+    assert row["n_seeds"] == 2 and row["statement"] == UNDECIDED  # no log of a negative trace: one seed fewer
     assert curvature_effects(_runs().drop(columns=["hessian_trace_pretrained"]), MARGIN).empty
 
 

@@ -27,9 +27,13 @@ LAYER = "whole network"  # the one "layer" of a run-level outcome
 
 def curvature_deltas(runs: pd.DataFrame, outcome: str) -> pd.DataFrame:
     """A `stats.layer_deltas`-shaped table of one curvature outcome: one row per run (layer `LAYER`) with
-    delta = log10 change from pretrained and relative = delta minus the same dataset/model/seed's baseline delta."""
+    delta = log10 change from pretrained and relative = delta minus the same dataset/model/seed's baseline delta.
+    A non-positive value (the Hutchinson trace can be, away from a minimum) has no log and counts as missing."""
     r = runs[["dataset", "model", "condition", "family", "seed", outcome, f"{outcome}_pretrained"]].copy()
-    r["delta"] = np.log10(r[outcome]) - np.log10(r[f"{outcome}_pretrained"])
+    def log10(values: pd.Series) -> pd.Series:  # a non-positive estimate has no log: left out, n_seeds shows it
+        return np.log10(values.where(values > 0))
+
+    r["delta"] = log10(r[outcome]) - log10(r[f"{outcome}_pretrained"])
     base = r[r["family"] == BASELINE].set_index(["dataset", "model", "seed"])["delta"]
     r["relative"] = r["delta"] - base.reindex(pd.MultiIndex.from_frame(r[["dataset", "model", "seed"]])).to_numpy()
     return r.assign(longname=LAYER, metric=outcome)[["dataset", "model", "condition", "family", "seed", "longname",
