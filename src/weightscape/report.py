@@ -129,7 +129,8 @@ def _outcomes_section(outcomes: pd.DataFrame) -> list[str]:
                 d, low, high = (float(row[f"{k}_{f}"]) for k in ("diff_baseline", "diff_ci_low", "diff_ci_high"))
                 if np.isfinite(low) and (low > 0 or high < 0):
                     better = (d < 0) if lower else (d > 0)
-                    s += f", {'better' if better else 'worse'} than baseline by {_g(abs(d))} (CI {_g(low)} to {_g(high)})"
+                    s += (f", {'better' if better else 'worse'} than baseline by {_g(abs(d))} "
+                          f"(CI {_g(low)} to {_g(high)})")
                 else:
                     s += f", vs baseline {_g(d)}: inconclusive"
             bits.append(s)

@@ -25,15 +25,17 @@ FLATTER, SHARPER, NO_CHANGE, UNDECIDED = ("flatter than baseline", "sharper than
 LAYER = "whole network"  # the one "layer" of a run-level outcome
 
 
+def _log10(values: pd.Series) -> pd.Series:
+    """log10, NaN for a non-positive value (left out; the n_seeds of its rows shows it)."""
+    return np.log10(values.where(values > 0))
+
+
 def curvature_deltas(runs: pd.DataFrame, outcome: str) -> pd.DataFrame:
     """A `stats.layer_deltas`-shaped table of one curvature outcome: one row per run (layer `LAYER`) with
     delta = log10 change from pretrained and relative = delta minus the same dataset/model/seed's baseline delta.
     A non-positive value (the Hutchinson trace can be, away from a minimum) has no log and counts as missing."""
     r = runs[["dataset", "model", "condition", "family", "seed", outcome, f"{outcome}_pretrained"]].copy()
-    def log10(values: pd.Series) -> pd.Series:  # a non-positive estimate has no log: left out, n_seeds shows it
-        return np.log10(values.where(values > 0))
-
-    r["delta"] = log10(r[outcome]) - log10(r[f"{outcome}_pretrained"])
+    r["delta"] = _log10(r[outcome]) - _log10(r[f"{outcome}_pretrained"])
     base = r[r["family"] == BASELINE].set_index(["dataset", "model", "seed"])["delta"]
     r["relative"] = r["delta"] - base.reindex(pd.MultiIndex.from_frame(r[["dataset", "model", "seed"]])).to_numpy()
     return r.assign(longname=LAYER, metric=outcome)[["dataset", "model", "condition", "family", "seed", "longname",
@@ -102,5 +104,6 @@ def curvature_effects(runs: pd.DataFrame, margin_spec, alpha: float = 0.05, fdr:
     first = ["scope", "outcome", "level", "name", "family", "n_seeds", "mean", "sd", "ci_low", "ci_high", "t", "p",
              "p_adj", "noise_sd", "effect_in_noise", "margin", "ci90_low", "ci90_high", "p_tost", "p_tost_adj",
              "statement"]
-    return table[first + [c for c in table.columns if c.endswith(("_level", "_ci_low", "_ci_high", "_position", "_measurable"))
-                          and c not in first]].assign(scope=SCOPE)
+    placed = [c for c in table.columns if c not in first
+              and c.endswith(("_level", "_ci_low", "_ci_high", "_position", "_measurable"))]
+    return table[first + placed].assign(scope=SCOPE)
