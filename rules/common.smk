@@ -177,7 +177,7 @@ def training_data_sources():
     first = {}
     sources = {}
     for name, condition in CONDITIONS.items():
-        signature = repr((condition.params()["transforms"], condition.params()["mix"]))
+        signature = repr(condition.data_params())
         sources[name] = first.setdefault(signature, name)
     return sources
 

@@ -19,10 +19,7 @@ rule diversity:
         gpu=GPUS,
     params:
         # what the scores depend on: the training data (the condition's name only labels the file)
-        data=lambda wildcards: {
-            key: CONDITIONS[wildcards.condition].params()[key]
-            for key in ("transforms", "mix")
-        },
+        data=lambda wildcards: CONDITIONS[wildcards.condition].data_params(),
         diversity=SETTINGS.sections["diversity"],
         seeds=SEEDS,
     script:

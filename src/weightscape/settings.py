@@ -151,6 +151,12 @@ class Condition:
             del params["combines"]
         return params
 
+    def data_params(self) -> dict:
+        """What its training data depends on (transforms and synthetic mix): conditions that differ only in the
+        regularizer (dropout, weight decay) train on the same data, so they share its diversity measurement."""
+        params = self.params()
+        return {key: params[key] for key in ("transforms", "mix")}
+
 
 @dataclass(frozen=True)
 class Dataset:
