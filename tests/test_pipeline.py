@@ -212,7 +212,7 @@ def test_restating_the_config_with_its_keys_reordered_reruns_nothing(smoke):
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("train", [{"threads": 2}, {"num_workers": 2}, {"eval_batch_size": 7}],
+@pytest.mark.parametrize("train", [{"threads": 2}, {"num_workers": 2}, {"eval_batch_size": 32}],
                          ids=lambda t: next(iter(t)))
 def test_execution_settings_rerun_no_job(smoke, train):
     workdir, config = smoke

@@ -38,11 +38,11 @@ def test_params_do_not_depend_on_key_order(fashion_root):
 
 
 def test_execution_settings_are_not_params(fashion_root):
-    config = validate_config(base_config(train={"threads": 2, "num_workers": 1, "eval_batch_size": 7,
+    config = validate_config(base_config(train={"threads": 2, "num_workers": 1, "eval_batch_size": 32,
                                                 "device": "cpu"}))
     settings = Settings.from_config(config)
     assert not set(TRAIN_EXECUTION_KEYS) & set(settings.train.params())
-    assert settings.execution == Execution(device="cpu", threads=2, num_workers=1, eval_batch_size=7)
+    assert settings.execution == Execution(device="cpu", threads=2, num_workers=1, eval_batch_size=32)
     assert Execution.from_config(config, threads=3).threads == 3  # the job's own thread count wins
     plain = Settings.from_config(validate_config(base_config()))
     assert plain.train == settings.train and plain.execution != settings.execution

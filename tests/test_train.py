@@ -1,6 +1,7 @@
 """Fine-tuning loop and evaluation: hand-computed metrics, optimizer semantics, determinism, learning."""
 
 import json
+import os
 import math
 
 import numpy as np
@@ -292,3 +293,56 @@ def test_curvature_every_epoch_joins_the_curve_and_leaves_training_untouched(tin
     # measuring in eval mode with its own generators changes nothing of the training (dropout masks included)
     assert ((tmp_path / "plain" / "weights.safetensors").read_bytes()
             == (tmp_path / "measured" / "weights.safetensors").read_bytes())
+
+
+def test_predictions_do_not_depend_on_the_eval_batch_size():
+    """train.eval_batch_size is an execution setting (changing it reruns no job), so the probabilities must be
+    bit-identical at every allowed batch size, in the channels_last layout evaluation runs in. Batches of fewer
+    than 16 images differ by float32 rounding, so a short last batch joins the one before."""
+    from weightscape.models import build_model
+    from weightscape.train import MIN_EVAL_BATCH, eval_batch_bounds, predict
+
+    model = build_model("efficientnet_lite0", 10, weights="random", head_seed=0).module
+    inputs = torch.rand(96, 3, 48, 48, generator=torch.Generator().manual_seed(0))
+    reference = predict(model, inputs, 96, torch.device("cpu"))
+    for batch_size in (MIN_EVAL_BATCH, 17, 40, 95, 128):  # tails of 0, 11 (joined), 16, 1 (joined), none
+        assert torch.equal(predict(model, inputs, batch_size, torch.device("cpu")), reference), batch_size
+    assert eval_batch_bounds(96, 17) == [(0, 17), (17, 34), (34, 51), (51, 68), (68, 96)]
+    assert eval_batch_bounds(96, 40) == [(0, 40), (40, 80), (80, 96)]
+    assert eval_batch_bounds(10, 128) == [(0, 10)]
+
+
+REUSE_PROBE = """
+import resource, sys, torch
+if sys.argv[1] == "job":
+    from weightscape.runtime import pin_threads
+    pin_threads(1)
+else:
+    torch.set_num_threads(1)
+from weightscape.models import build_model
+model = build_model("efficientnet_lite0", 10, weights="random", head_seed=0).module.eval()
+inputs = torch.rand(100, 3, 48, 48).contiguous(memory_format=torch.channels_last)  # one OOD cell, one batch
+with torch.inference_mode():
+    for _ in range(2):  # warm-up: let glibc's own threshold adapt first
+        model(inputs)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(3):
+        model(inputs)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 300)
+"""
+
+
+def test_jobs_reuse_freed_memory_instead_of_faulting_it_in_again():
+    """With glibc's defaults every evaluation batch of EfficientNet-Lite0 page-faults its activations in again;
+    a job's set-up (pin_threads) keeps freed memory for reuse (runtime.reuse_freed_memory)."""
+    import subprocess
+    import sys
+
+    def faults_per_image(mode: str) -> float:
+        out = subprocess.run([sys.executable, "-c", REUSE_PROBE, mode], check=True, capture_output=True, text=True,
+                             env={k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")})
+        return float(out.stdout.split()[-1])
+
+    default, job = faults_per_image("default"), faults_per_image("job")  # page faults per image
+    assert default > 50, default
+    assert job < default / 10, (job, default)
