@@ -346,3 +346,25 @@ def test_jobs_reuse_freed_memory_instead_of_faulting_it_in_again():
     default, job = faults_per_image("default"), faults_per_image("job")  # page faults per image
     assert default > 50, default
     assert job < default / 10, (job, default)
+
+
+def test_ood_cells_in_one_pass_equal_one_pass_per_cell(tiny_pipeline_inputs):
+    """evaluate_ood predicts every corruption x severity cell in one pass; each cell's accuracy and ECE must be
+    exactly what evaluating that cell alone gives."""
+    from weightscape.runs import evaluate_ood
+
+    root, ood_files = tiny_pipeline_inputs
+    model, info = load_checkpoint(root / "ref.safetensors", root / "ref.json")
+    spec = InputSpec(info["image_size"], info["mean"], info["std"])
+    cpu = torch.device("cpu")
+    result = evaluate_ood(model, ood_files, spec, 32, cpu)  # 4 cells of 20 images: batches 32, 32, 16
+    expected = {}
+    for path in ood_files:
+        with np.load(path) as archive:
+            for i, severity in enumerate(archive["severities"]):
+                metrics = evaluate(model, to_model_inputs(archive["images"][i], spec), archive["labels"], 20, cpu)
+                expected.setdefault(path.stem, {})[str(int(severity))] = {k: metrics[k] for k in ("accuracy", "ece")}
+    assert result["by_corruption"] == expected
+    cells = [cell for severities in expected.values() for cell in severities.values()]
+    assert result["mean"]["accuracy"] == float(np.mean([c["accuracy"] for c in cells]))
+    assert len(cells) == 4
