@@ -26,10 +26,10 @@ def child(variant: str, eval_batch: int, images: int, train_batch: int) -> dict:
     import resource
 
     import torch
-    import torch.nn.functional as F
 
     sys.path.insert(0, str(Path(__file__).parent))
     from _common import default_model_and_data
+    from train_loop import bare_loop
 
     from weightscape import runtime
 
@@ -52,15 +52,8 @@ def child(variant: str, eval_batch: int, images: int, train_batch: int) -> dict:
         start, faults_before = time.perf_counter(), faults()
         logits = torch.cat([model(inputs[i:i + eval_batch]) for i in range(0, images, eval_batch)])
         infer_s, infer_faults = time.perf_counter() - start, faults() - faults_before
-    model.train()
-    torch.manual_seed(0)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     start, faults_before = time.perf_counter(), faults()
-    for index in torch.randperm(images, generator=torch.Generator().manual_seed(0)).split(train_batch):
-        loss = F.cross_entropy(model(inputs[index]), labels[index])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    bare_loop(model, inputs, labels, epochs=1, batch_size=train_batch, lr=1e-3, seed=0)
     train_s, train_faults = time.perf_counter() - start, faults() - faults_before
     weights = torch.cat([p.detach().flatten() for p in model.parameters()])
     return {"infer_ips": images / infer_s, "infer_faults": infer_faults / images,

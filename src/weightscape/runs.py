@@ -110,10 +110,9 @@ def evaluate_ood(model, ood_files: Iterable[str | Path], spec: InputSpec, batch_
             inputs.append(to_model_inputs(images[i], spec))
     by_corruption: dict[str, dict] = {}
     if inputs:
-        probs = predict(model, torch.cat(inputs), batch_size, device)
-        stops = np.cumsum([len(x) for x in inputs])
-        for (corruption, severity, labels), stop, x in zip(cells, stops, inputs):
-            metrics = classification_metrics(probs[stop - len(x):stop], torch.as_tensor(labels))
+        probs = predict(model, torch.cat(inputs), batch_size, device).split([len(x) for x in inputs])
+        for (corruption, severity, labels), cell_probs in zip(cells, probs):
+            metrics = classification_metrics(cell_probs, torch.as_tensor(labels))
             by_corruption.setdefault(corruption, {})[severity] = {k: metrics[k] for k in ("accuracy", "ece")}
     values = [cell for severities in by_corruption.values() for cell in severities.values()]
     mean = {k: float(np.mean([c[k] for c in values])) for k in ("accuracy", "ece")} if values else {}
