@@ -32,12 +32,13 @@ log = logging.getLogger(__name__)
 class PhaseClock:
     """Wall seconds of a job's phases, logged as one line ``phase seconds: startup 4.10, load 0.52, ...`` so that
     benchmarks/grid_profile.py can split a job's time without a profiler. `startup` is the time from the start of
-    the job's process to the clock's creation (interpreter, imports, the adapter)."""
+    the job's process (or its fork: weightscape.forkserver) to the clock's creation (interpreter, imports, the
+    adapter)."""
 
     def __init__(self):
-        import psutil  # a snakemake dependency
+        from weightscape.runtime import process_start_time
 
-        self.seconds: dict[str, float] = {"startup": max(0.0, time.time() - psutil.Process().create_time())}
+        self.seconds: dict[str, float] = {"startup": max(0.0, time.time() - process_start_time())}
         self._last = time.perf_counter()
 
     def lap(self, phase: str) -> None:

@@ -8,6 +8,7 @@ import logging
 import os
 import platform
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, TextIO
@@ -53,6 +54,27 @@ def pin_threads(threads: int) -> None:
         torch.set_num_interop_threads(1)
     except RuntimeError:  # already set once in this process (e.g. in tests)
         pass
+
+
+def process_start_time() -> float:
+    """time.time() at which this job's process began - for a job run by the fork server, the process Snakemake
+    started, which then waited for the fork (weightscape.forkserver)."""
+    from weightscape import forkserver
+
+    return forkserver.JOB_STARTED_AT if forkserver.JOB_STARTED_AT is not None else own_process_start_time()
+
+
+def own_process_start_time() -> float:
+    """time.time() at which this process began, from /proc (10 ms resolution; psutil's create_time adds a
+    whole-second boot time and can be up to 1 s off)."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])  # field 22, starttime
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return time.time() - (uptime - ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        import psutil  # a snakemake dependency
+
+        return psutil.Process().create_time()
 
 
 def pick_device(preference: str = "auto"):
