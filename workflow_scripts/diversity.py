@@ -1,4 +1,8 @@
 """Adapter: rule diversity -> weightscape.runs.condition_diversity."""
+from weightscape.forkserver import delegate
+
+delegate(snakemake, __file__)  # run in a fork of the local preloaded server when there is one
+
 from weightscape.runtime import job_logging, pin_threads
 from weightscape.settings import Execution, Settings
 

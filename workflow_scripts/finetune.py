@@ -1,4 +1,8 @@
 """Adapter: rule finetune -> weightscape.runs.finetune_run."""
+from weightscape.forkserver import delegate
+
+delegate(snakemake, __file__)  # run in a fork of the local preloaded server when there is one
+
 from pathlib import Path
 
 from weightscape.runtime import job_logging, pin_threads, progress

@@ -1,4 +1,8 @@
 """Adapter: rule prepare_data -> weightscape.data.prepare.prepare_dataset."""
+from weightscape.forkserver import delegate
+
+delegate(snakemake, __file__)  # run in a fork of the local preloaded server when there is one
+
 from pathlib import Path
 
 from weightscape.runtime import job_logging, pin_threads

@@ -1,4 +1,8 @@
 """Adapter: rules spectra_reference / spectra_run / spectra_delta -> weightscape.spectra.outputs.write_spectra."""
+from weightscape.forkserver import delegate
+
+delegate(snakemake, __file__)  # run in a fork of the local preloaded server when there is one
+
 from weightscape.runtime import job_logging, pin_threads, progress
 from weightscape.settings import Settings
 

@@ -1,4 +1,8 @@
 """Adapter: rule synthesize -> weightscape.synth.generate.synthesize."""
+from weightscape.forkserver import delegate
+
+delegate(snakemake, __file__)  # run in a fork of the local preloaded server when there is one
+
 from weightscape.io import read_json
 from weightscape.runtime import job_logging, pin_threads, progress
 from weightscape.settings import Execution, Settings

@@ -1,4 +1,8 @@
 """Adapter: rule train_generator -> weightscape.synth.ddpm.train_ddpm."""
+from weightscape.forkserver import delegate
+
+delegate(snakemake, __file__)  # run in a fork of the local preloaded server when there is one
+
 from pathlib import Path
 
 from weightscape.io import read_json

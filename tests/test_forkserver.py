@@ -1,0 +1,159 @@
+"""The local fork server (weightscape.forkserver): a job run through it computes the same bytes as in its own
+process, sees its own working directory, environment, umask and streams, returns its exit status, and dies with
+its job's process; it is off under SLURM, and a server that cannot start leaves the job to run on its own."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.skipif(Path("/dev/nvidiactl").exists(), reason="the fork server is off on CUDA machines")
+
+# A job as Snakemake's `script:` runs it: the preamble defines `snakemake` and `__file__`, then the adapter runs.
+DRIVER = textwrap.dedent("""
+    import sys, types
+    adapter, out, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    snakemake = types.SimpleNamespace(threads=threads, output=[out], input=[], params={})
+    exec(compile(open(adapter).read(), adapter, "exec"), {"snakemake": snakemake, "__file__": adapter,
+                                                          "__name__": "__main__"})
+""")
+
+ADAPTER = textwrap.dedent("""
+    import json, os, sys, time
+    from weightscape.forkserver import delegate
+
+    delegate(snakemake, __file__)
+
+    import numpy as np
+    import torch
+    from weightscape import forkserver
+
+    torch.set_num_threads(snakemake.threads)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
+                                torch.nn.Flatten(), torch.nn.Linear(8 * 14 * 14, 10))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x, y = torch.randn(32, 3, 16, 16), torch.randint(0, 10, (32,))
+    for _ in range(5):
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+    torch.save(model.state_dict(), snakemake.output[0])
+    mask = os.umask(0); os.umask(mask)
+    Path = __import__("pathlib").Path
+    Path(snakemake.output[0] + ".json").write_text(json.dumps({
+        "pid": os.getpid(), "ppid": os.getppid(), "forked": forkserver._FORKED, "cwd": os.getcwd(),
+        "mark": os.environ.get("MARK"), "umask": mask, "numpy_draw": float(np.random.rand())}))
+    print("to stdout", flush=True)
+    print("to stderr", file=sys.stderr)
+    if os.environ.get("EXIT_CODE"):
+        raise SystemExit(int(os.environ["EXIT_CODE"]))
+    time.sleep(float(os.environ.get("SLEEP", "0")))
+""")
+
+
+@pytest.fixture
+def job(tmp_path):
+    """run(out, **env) -> CompletedProcess of one job; a private server folder (short: a socket path's limit)."""
+    server_dir = Path(tempfile.mkdtemp(prefix="wsfs", dir="/tmp"))
+    (tmp_path / "driver.py").write_text(DRIVER)
+    (tmp_path / "adapter.py").write_text(ADAPTER)
+    base = {k: v for k, v in os.environ.items() if k not in ("SLURM_JOB_ID", "WEIGHTSCAPE_FORK_SERVER")}
+    base.update(TMPDIR=str(server_dir), WEIGHTSCAPE_FORK_SERVER_IDLE="20")
+
+    def command(out, threads=1):
+        return [sys.executable, str(tmp_path / "driver.py"), str(tmp_path / "adapter.py"), str(tmp_path / out),
+                str(threads)]
+
+    def run(out, threads=1, **env):
+        return subprocess.run(command(out, threads), cwd=tmp_path, env={**base, **env}, capture_output=True,
+                              text=True, timeout=180)
+
+    def start(out, **env):
+        return subprocess.Popen(command(out), cwd=tmp_path, env={**base, **env}, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+
+    run.start, run.dir = start, tmp_path
+    yield run
+    for sock in server_dir.rglob("*.sock"):  # end the test's servers now rather than after their idle time
+        subprocess.run(["pkill", "-f", str(sock)], check=False)
+    shutil.rmtree(server_dir, ignore_errors=True)
+
+
+def weights(job, out) -> dict[str, bytes]:
+    import torch
+
+    return {k: v.numpy().tobytes() for k, v in torch.load(job.dir / out).items()}
+
+
+def facts(job, out):
+    return json.loads((job.dir / f"{out}.json").read_text())
+
+
+def test_a_forked_job_computes_the_same_bytes_with_its_own_cwd_env_umask_and_streams(job):
+    alone = job("alone.pt", WEIGHTSCAPE_FORK_SERVER="0")
+    first = job("first.pt", MARK="one")
+    second = job("second.pt", MARK="two")
+    for done in (alone, first, second):
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == "to stdout\n" and done.stderr == "to stderr\n"
+    assert not facts(job, "alone.pt")["forked"]
+    one, two = facts(job, "first.pt"), facts(job, "second.pt")
+    assert one["forked"] and two["forked"]
+    assert one["ppid"] == two["ppid"] != os.getpid()  # both forks of one server
+    assert (one["mark"], two["mark"]) == ("one", "two")
+    assert one["cwd"] == str(job.dir) and one["umask"] == facts(job, "alone.pt")["umask"]
+    assert one["numpy_draw"] != two["numpy_draw"]  # fresh global RNG states, as separate processes get
+    assert weights(job, "first.pt") == weights(job, "alone.pt") == weights(job, "second.pt")
+
+
+def test_exit_status_and_signals_reach_the_job(job):
+    failed = job("failed.pt", EXIT_CODE="3")
+    assert failed.returncode == 3 and facts(job, "failed.pt")["forked"]
+
+    for signum, how in ((signal.SIGTERM, "forwarded"), (signal.SIGKILL, "job process gone")):
+        process = job.start(f"{how}.pt", SLEEP="60")
+        facts_file = job.dir / f"{how}.pt.json"
+        deadline = time.monotonic() + 120
+        while not facts_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        fork = json.loads(facts_file.read_text())["pid"]
+        process.send_signal(signum)
+        process.wait(timeout=30)
+        if signum == signal.SIGTERM:
+            assert process.returncode == 128 + signal.SIGTERM
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{fork}").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not Path(f"/proc/{fork}").exists(), f"the fork outlived its job process ({how})"
+
+
+def test_off_under_slurm_and_when_switched_off(job):
+    for env in ({"SLURM_JOB_ID": "7"}, {"WEIGHTSCAPE_FORK_SERVER": "0"}):
+        done = job("here.pt", **env)
+        assert done.returncode == 0 and not facts(job, "here.pt")["forked"]
+
+
+def test_a_server_that_cannot_start_leaves_the_job_to_run_on_its_own(job):
+    done = job("fallback.pt", WEIGHTSCAPE_FORK_SERVER_IDLE="not a number")
+    assert done.returncode == 0
+    assert not facts(job, "fallback.pt")["forked"]
+    assert "fork server unavailable" in done.stderr and "running the job in its own process" in done.stderr
+
+
+def test_one_server_per_thread_count():
+    from weightscape.forkserver import socket_path
+
+    assert socket_path(1) != socket_path(2)
+    assert socket_path(1) == socket_path(1)
+    assert socket_path(1).parent.stat().st_mode & 0o777 == 0o700
