@@ -51,9 +51,11 @@ ADAPTER = textwrap.dedent("""
     torch.save(model.state_dict(), snakemake.output[0])
     mask = os.umask(0); os.umask(mask)
     Path = __import__("pathlib").Path
-    Path(snakemake.output[0] + ".json").write_text(json.dumps({
+    facts = Path(snakemake.output[0] + ".json")
+    facts.with_suffix(".tmp").write_text(json.dumps({
         "pid": os.getpid(), "ppid": os.getppid(), "forked": forkserver._FORKED, "cwd": os.getcwd(),
         "mark": os.environ.get("MARK"), "umask": mask, "numpy_draw": float(np.random.rand())}))
+    os.replace(facts.with_suffix(".tmp"), facts)  # whole, for the test that waits for it to appear
     print("to stdout", flush=True)
     print("to stderr", file=sys.stderr)
     if os.environ.get("EXIT_CODE"):
@@ -157,3 +159,30 @@ def test_one_server_per_thread_count():
     assert socket_path(1) != socket_path(2)
     assert socket_path(1) == socket_path(1)
     assert socket_path(1).parent.stat().st_mode & 0o777 == 0o700
+
+
+HELD_SIGNAL = textwrap.dedent("""
+    import os, signal, socket, subprocess, sys, threading
+    from weightscape import forkserver
+
+    job_side, server_side = socket.socketpair()
+
+    def server():  # takes the request, then the job is told to stop before it learns the fork's pid
+        head, fds, _, _ = socket.recv_fds(server_side, forkserver._HEADER.size, 3)
+        forkserver._receive_exactly(server_side, forkserver._HEADER.unpack(head)[0])  # the request
+        forkserver._receive(server_side)  # the snakemake object
+        os.kill(os.getpid(), signal.SIGTERM)
+        threading.Event().wait(0.5)
+        fork = subprocess.Popen(["sleep", "60"])
+        server_side.sendall(forkserver._frame(str(fork.pid).encode()))
+        _, status = os.waitpid(fork.pid, 0)
+        server_side.sendall(forkserver._frame(str(status).encode()))
+
+    threading.Thread(target=server, daemon=True).start()
+    sys.exit(forkserver.run_remote(job_side, {}, b""))
+""")
+
+
+def test_a_signal_before_the_forks_pid_is_known_is_held_and_forwarded():
+    done = subprocess.run([sys.executable, "-c", HELD_SIGNAL], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 128 + signal.SIGTERM, done.stderr

@@ -46,6 +46,7 @@ PRELOAD = ("torch", "torch._dynamo", "torchvision.transforms.v2", "timm", "panda
 IDLE_SECONDS = 120  # WEIGHTSCAPE_FORK_SERVER_IDLE overrides (the tests' servers leave sooner)
 START_SECONDS = 60  # how long a job waits for a server it started to take requests
 PROTOCOL = 1
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _HEADER = struct.Struct("!Q")
 _FORKED = False  # True in a child of the server: the job runs here
 JOB_STARTED_AT: float | None = None  # in a fork: time.time() at which the job's own process started
@@ -155,23 +156,34 @@ def _connect(path: Path) -> socket.socket:
 
 def run_remote(conn: socket.socket, request: dict, globals_blob: bytes) -> int | None:
     """Send the request with this process's stdin/stdout/stderr, wait for the fork's exit status, return it as an
-    exit code (128 + N for a fork killed by signal N); None when the server closed the connection before forking."""
+    exit code (128 + N for a fork killed by signal N); None when the server closed the connection before forking.
+    A signal that arrives before the fork's pid is known is held and forwarded once it is (or, when the server did
+    not take the job, acted on here), so that no window loses one."""
+    fork = {"pid": None, "held": []}
+
+    def forward(signum, _frame):
+        if fork["pid"] is None:
+            fork["held"].append(signum)
+            return
+        try:
+            os.kill(fork["pid"], signum)
+        except ProcessLookupError:
+            pass
+
+    previous = {signum: signal.signal(signum, forward) for signum in FORWARDED_SIGNALS}
     with conn:
         try:
             socket.send_fds(conn, [_frame(json.dumps(request).encode())], [0, 1, 2])
             conn.sendall(_frame(globals_blob))
-            pid = int(_receive(conn).decode())
+            fork["pid"] = int(_receive(conn).decode())
         except (OSError, ConnectionError):
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            for signum in fork["held"]:
+                signal.raise_signal(signum)
             return None
-
-        def forward(signum, _frame):
-            try:
-                os.kill(pid, signum)
-            except ProcessLookupError:
-                pass
-
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(signum, forward)
+        for signum in fork["held"]:
+            forward(signum, None)
         try:
             status = int(_receive(conn).decode())
         except ConnectionError:
@@ -319,7 +331,7 @@ def _run_child(listener: socket.socket, conn: socket.socket, request: dict, glob
         signal.set_wakeup_fd(-1)
         for fd in _WAKE:
             os.close(fd)
-        for signum in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        for signum in (signal.SIGCHLD, *FORWARDED_SIGNALS):
             signal.signal(signum, signal.SIG_DFL)
         listener.close()
         for other in other_jobs:  # the server's ends of the jobs that run beside this one are not this job's
