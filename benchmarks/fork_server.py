@@ -49,7 +49,10 @@ def digest(workdir: Path, targets: list[str]) -> str:
 
 
 def stop_servers() -> None:
-    subprocess.run(["pkill", "-f", "weightscape.forkserver"], check=False)
+    """End this code's one-thread server (a spectra job's), after any job it runs; other servers are left alone."""
+    from weightscape.forkserver import stop_server
+
+    stop_server(threads=1)
 
 
 def main() -> None:

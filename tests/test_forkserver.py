@@ -53,7 +53,7 @@ ADAPTER = textwrap.dedent("""
     Path = __import__("pathlib").Path
     facts = Path(snakemake.output[0] + ".json")
     facts.with_suffix(".tmp").write_text(json.dumps({
-        "pid": os.getpid(), "ppid": os.getppid(), "forked": forkserver._FORKED, "cwd": os.getcwd(),
+        "pid": os.getpid(), "ppid": os.getppid(), "forked": forkserver.FORKED, "cwd": os.getcwd(),
         "mark": os.environ.get("MARK"), "umask": mask, "numpy_draw": float(np.random.rand())}))
     os.replace(facts.with_suffix(".tmp"), facts)  # whole, for the test that waits for it to appear
     print("to stdout", flush=True)
@@ -85,7 +85,7 @@ def job(tmp_path):
         return subprocess.Popen(command(out), cwd=tmp_path, env={**base, **env}, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
 
-    run.start, run.dir = start, tmp_path
+    run.start, run.dir, run.env = start, tmp_path, base
     yield run
     for sock in server_dir.rglob("*.sock"):  # end the test's servers now rather than after their idle time
         subprocess.run(["pkill", "-f", str(sock)], check=False)
@@ -140,6 +140,27 @@ def test_exit_status_and_signals_reach_the_job(job):
         assert not Path(f"/proc/{fork}").exists(), f"the fork outlived its job process ({how})"
 
 
+def test_a_stopped_server_finishes_its_running_job_and_the_next_job_starts_a_new_one(job):
+    running = job.start("running.pt", SLEEP="3")
+    facts_file = job.dir / "running.pt.json"
+    deadline = time.monotonic() + 120
+    while not facts_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    server = facts(job, "running.pt")["ppid"]
+    stop = "from weightscape.forkserver import stop_server; print(stop_server(threads=1))"
+    stopped = subprocess.run([sys.executable, "-c", stop], env=job.env, capture_output=True, text=True, timeout=120)
+    assert stopped.stdout.strip() == "True", stopped.stderr
+    assert running.wait(timeout=60) == 0  # finished, not killed
+    assert not Path(f"/proc/{server}").exists() or "Z" in Path(f"/proc/{server}/stat").read_text().split()[2]
+    after = job("after.pt")
+    assert after.returncode == 0 and facts(job, "after.pt")["forked"]
+    assert facts(job, "after.pt")["ppid"] != server
+    again = subprocess.run([sys.executable, "-c", stop], env=job.env, capture_output=True, text=True, timeout=120)
+    assert again.stdout.strip() == "True"  # the new server, found through its own pid file
+    assert subprocess.run([sys.executable, "-c", stop], env=job.env, capture_output=True, text=True,
+                          timeout=120).stdout.strip() == "False"  # none left
+
+
 def test_off_under_slurm_and_when_switched_off(job):
     for env in ({"SLURM_JOB_ID": "7"}, {"WEIGHTSCAPE_FORK_SERVER": "0"}):
         done = job("here.pt", **env)
@@ -168,15 +189,15 @@ HELD_SIGNAL = textwrap.dedent("""
     job_side, server_side = socket.socketpair()
 
     def server():  # takes the request, then the job is told to stop before it learns the fork's pid
-        head, fds, _, _ = socket.recv_fds(server_side, forkserver._HEADER.size, 3)
-        forkserver._receive_exactly(server_side, forkserver._HEADER.unpack(head)[0])  # the request
-        forkserver._receive(server_side)  # the snakemake object
+        head, fds, _, _ = socket.recv_fds(server_side, forkserver.HEADER.size, 3)
+        forkserver.receive_exactly(server_side, forkserver.HEADER.unpack(head)[0])  # the request
+        forkserver.receive(server_side)  # the snakemake object
         os.kill(os.getpid(), signal.SIGTERM)
         threading.Event().wait(0.5)
         fork = subprocess.Popen(["sleep", "60"])
-        server_side.sendall(forkserver._frame(str(fork.pid).encode()))
+        server_side.sendall(forkserver.frame(str(fork.pid).encode()))
         _, status = os.waitpid(fork.pid, 0)
-        server_side.sendall(forkserver._frame(str(status).encode()))
+        server_side.sendall(forkserver.frame(str(status).encode()))
 
     threading.Thread(target=server, daemon=True).start()
     sys.exit(forkserver.run_remote(job_side, {}, b""))

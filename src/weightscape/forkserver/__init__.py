@@ -13,10 +13,12 @@ The same code runs in the same way, so results are bit-identical to a job run in
 (tests/test_forkserver.py). What differs: Snakemake's benchmark table measures the waiting process, so its wall
 time `s` is right but max_rss and cpu_time are not the job's.
 
-Off under SLURM (each job runs on some node, where a server would only add a process) and with
-WEIGHTSCAPE_FORK_SERVER=0; a server that cannot be started or reached makes the job run in its own process as
+Off under SLURM (each job runs on some node, where a server would only add a process), where an NVIDIA driver is
+(a fork cannot use CUDA once its parent loaded it) and with WEIGHTSCAPE_FORK_SERVER=0; a server that cannot be started or reached makes the job run in its own process as
 before. One server per (Python, package code, thread count): a change to any file of the package starts a new one,
 and a server exits after IDLE_SECONDS without a job.
+
+This module is the job's side and what both sides share; .server is the server's side.
 
 Written by hand: multiprocessing's "forkserver" start method serves a parent's worker processes, not independent
 processes such as Snakemake's jobs, and nothing on PyPI we could find does this.
@@ -29,14 +31,12 @@ import hashlib
 import json
 import os
 import pickle
-import select
 import signal
 import socket
 import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -47,10 +47,9 @@ IDLE_SECONDS = 120  # WEIGHTSCAPE_FORK_SERVER_IDLE overrides (the tests' servers
 START_SECONDS = 60  # how long a job waits for a server it started to take requests
 PROTOCOL = 1
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-_HEADER = struct.Struct("!Q")
-_FORKED = False  # True in a child of the server: the job runs here
+HEADER = struct.Struct("!Q")
+FORKED = False  # True in a child of the server (set by .server): the job runs here
 JOB_STARTED_AT: float | None = None  # in a fork: time.time() at which the job's own process started
-_WAKE: tuple[int, int] = ()  # the server's self-pipe for SIGCHLD
 
 
 def enabled() -> bool:
@@ -63,7 +62,7 @@ def enabled() -> bool:
 def server_key(threads: int) -> str:
     """Identity of a server: the interpreter, every file of the package (path, size, mtime), the thread count."""
     digest = hashlib.sha256(f"{PROTOCOL} {sys.executable} {threads} {PRELOAD}".encode())
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parent.parent  # all of weightscape
     for path in sorted(package.rglob("*")):
         if path.is_file() and "__pycache__" not in path.parts:
             stat = path.stat()
@@ -93,7 +92,7 @@ def thread_environment(threads: int) -> dict[str, str]:
 def delegate(snakemake, adapter: str | Path) -> None:
     """Run this Snakemake job in a fork of the local server and exit with its status. Returns - the caller goes on
     and runs the job itself - in the fork, when the server is off, and when no server can be started or reached."""
-    if _FORKED or not enabled():
+    if FORKED or not enabled():
         return
     threads = int(snakemake.threads)
     try:
@@ -118,13 +117,13 @@ def connect(threads: int) -> socket.socket:
     others that arrive meanwhile wait for it; its import errors go to the .log beside the socket)."""
     path = socket_path(threads)
     try:
-        return _connect(path)
+        return open_connection(path)
     except (FileNotFoundError, ConnectionRefusedError):
         pass
     with open(path.with_suffix(".start"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            return _connect(path)  # started by the job that held the lock before us
+            return open_connection(path)  # started by the job that held the lock before us
         except (FileNotFoundError, ConnectionRefusedError):
             pass
         with open(path.with_suffix(".log"), "w") as log:
@@ -134,7 +133,7 @@ def connect(threads: int) -> socket.socket:
         deadline = time.monotonic() + START_SECONDS
         while True:
             try:
-                return _connect(path)
+                return open_connection(path)
             except (FileNotFoundError, ConnectionRefusedError):
                 if server.poll() is not None:
                     raise ConnectionError(f"the fork server exited with status {server.returncode} (see "
@@ -144,7 +143,7 @@ def connect(threads: int) -> socket.socket:
                 time.sleep(0.05)
 
 
-def _connect(path: Path) -> socket.socket:
+def open_connection(path: Path) -> socket.socket:
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         conn.connect(str(path))
@@ -173,9 +172,9 @@ def run_remote(conn: socket.socket, request: dict, globals_blob: bytes) -> int |
     previous = {signum: signal.signal(signum, forward) for signum in FORWARDED_SIGNALS}
     with conn:
         try:
-            socket.send_fds(conn, [_frame(json.dumps(request).encode())], [0, 1, 2])
-            conn.sendall(_frame(globals_blob))
-            fork["pid"] = int(_receive(conn).decode())
+            socket.send_fds(conn, [frame(json.dumps(request).encode())], [0, 1, 2])
+            conn.sendall(frame(globals_blob))
+            fork["pid"] = int(receive(conn).decode())
         except (OSError, ConnectionError):
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
@@ -185,7 +184,7 @@ def run_remote(conn: socket.socket, request: dict, globals_blob: bytes) -> int |
         for signum in fork["held"]:
             forward(signum, None)
         try:
-            status = int(_receive(conn).decode())
+            status = int(receive(conn).decode())
         except ConnectionError:
             print("weightscape: the fork server went away during the job", file=sys.stderr)
             return 1
@@ -199,11 +198,11 @@ def _current_umask() -> int:
     return mask
 
 
-def _frame(payload: bytes) -> bytes:
-    return _HEADER.pack(len(payload)) + payload
+def frame(payload: bytes) -> bytes:
+    return HEADER.pack(len(payload)) + payload
 
 
-def _receive_exactly(conn: socket.socket, size: int) -> bytes:
+def receive_exactly(conn: socket.socket, size: int) -> bytes:
     chunks = []
     while size:
         chunk = conn.recv(min(size, 1 << 20))
@@ -214,182 +213,28 @@ def _receive_exactly(conn: socket.socket, size: int) -> bytes:
     return b"".join(chunks)
 
 
-def _receive(conn: socket.socket) -> bytes:
-    return _receive_exactly(conn, _HEADER.unpack(_receive_exactly(conn, _HEADER.size))[0])
+def receive(conn: socket.socket) -> bytes:
+    return receive_exactly(conn, HEADER.unpack(receive_exactly(conn, HEADER.size))[0])
 
-
-# --------------------------------------------------------------------------------------------- the server's side
-def serve(path: Path, idle_seconds: float | None = None) -> None:
-    """Import PRELOAD, then fork a child for every request on `path` until idle for `idle_seconds`."""
-    import importlib
-
-    if idle_seconds is None:
-        idle_seconds = float(os.environ.get("WEIGHTSCAPE_FORK_SERVER_IDLE", IDLE_SECONDS))
-    for module in PRELOAD:
-        importlib.import_module(module)
-    if sys.modules["torch"].cuda.is_initialized():  # a fork could not use CUDA: let the jobs run on their own
-        raise RuntimeError("CUDA was initialized while importing; a fork server cannot serve CUDA jobs")
-    listener = _bind(path)
-    if listener is None:
-        return
-    bound = path.stat().st_ino
-    global _WAKE
-    wake_read, wake_write = _WAKE = os.pipe()
-    os.set_blocking(wake_write, False)
-    signal.set_wakeup_fd(wake_write)
-    signal.signal(signal.SIGCHLD, lambda *_: None)  # a handler, so that SIGCHLD wakes select() up
-    jobs: dict[int, socket.socket] = {}
-    last = time.monotonic()
+def stop_server(threads: int, timeout: float = 600.0) -> bool:
+    """Make this code's server for `threads` take no more jobs and wait until it has ended, after the jobs it runs
+    have (they are not killed). False when there is none. For benchmarks that need a cold start."""
+    path = socket_path(threads)
     try:
-        while jobs or time.monotonic() - last < idle_seconds:
-            try:
-                ready, _, _ = select.select([listener, wake_read], [], [], 1.0)
-            except InterruptedError:
-                ready = []
-            if wake_read in ready:
-                os.read(wake_read, 4096)
-            _reap(jobs)
-            if listener in ready:
-                last = time.monotonic()
-                _accept(listener, jobs)
-            if jobs:
-                last = time.monotonic()
-    finally:
-        if path.exists() and path.stat().st_ino == bound:  # still ours, not a newer server's
-            path.unlink()
-        listener.close()
-
-
-def _bind(path: Path) -> socket.socket | None:
-    """The listening socket; None when another server already listens there."""
-    with open(path.with_suffix(".bind"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            _connect(path).close()
-            return None  # a live server: leave it alone
-        except (FileNotFoundError, ConnectionRefusedError):
-            path.unlink(missing_ok=True)  # a dead server's socket file
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        listener.bind(str(path))
-        listener.listen(64)
-        return listener
-
-
-def _accept(listener: socket.socket, jobs: dict[int, socket.socket]) -> None:
-    conn, _ = listener.accept()
-    conn.settimeout(30)
-    fds: list[int] = []
-    try:
-        # the descriptors ride on the first bytes: read those with recv_fds (a plain recv would drop them)
-        head, fds, _, _ = socket.recv_fds(conn, _HEADER.size, 3)
-        head += _receive_exactly(conn, _HEADER.size - len(head))
-        request = json.loads(_receive_exactly(conn, _HEADER.unpack(head)[0]))
-        globals_blob = _receive(conn)
-        if len(fds) != 3:
-            raise ValueError(f"expected the job's 3 standard streams, got {len(fds)} descriptors")
+        pid = int(path.with_suffix(".pid").read_text())
+        if str(path).encode() not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return False  # a stale pid file: that process is not our server
+        os.kill(pid, signal.SIGTERM)
     except (OSError, ValueError):
-        for fd in fds:
-            os.close(fd)
-        conn.close()
-        return
-    pid = os.fork()
-    if pid == 0:
-        _run_child(listener, conn, request, globals_blob, fds, list(jobs.values()))  # never returns
-    for fd in fds:
-        os.close(fd)
-    try:
-        conn.sendall(_frame(str(pid).encode()))
-    except OSError:
-        pass
-    jobs[pid] = conn
+        return False
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return True
 
 
-def _reap(jobs: dict[int, socket.socket]) -> None:
-    while jobs:
-        try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-        conn = jobs.pop(pid, None)
-        if conn is not None:
-            try:
-                conn.sendall(_frame(str(status).encode()))
-            except OSError:
-                pass
-            conn.close()
-
-
-def _run_child(listener: socket.socket, conn: socket.socket, request: dict, globals_blob: bytes,
-               fds: list[int], other_jobs: list[socket.socket]) -> None:
-    """In the fork: become the job's process and run its adapter as Snakemake would; exit with its status."""
-    global _FORKED, JOB_STARTED_AT
-    code = 1
-    try:
-        _FORKED, JOB_STARTED_AT = True, request["started"]
-        signal.set_wakeup_fd(-1)
-        for fd in _WAKE:
-            os.close(fd)
-        for signum in (signal.SIGCHLD, *FORWARDED_SIGNALS):
-            signal.signal(signum, signal.SIG_DFL)
-        listener.close()
-        for other in other_jobs:  # the server's ends of the jobs that run beside this one are not this job's
-            other.close()
-        for target, fd in enumerate(fds):
-            os.dup2(fd, target)
-            os.close(fd)
-        os.chdir(request["cwd"])
-        os.umask(request["umask"])
-        os.environ.clear()
-        os.environ.update(request["env"])
-        os.environ["WEIGHTSCAPE_FORK_SERVER"] = "0"  # a second guard: nothing in the job delegates again
-        sys.path[:] = request["sys_path"]
-        sys.argv[:] = request["argv"]
-        _reseed()
-        threading.Thread(target=_die_with_job, args=(conn,), daemon=True).start()
-        import runpy
-
-        runpy.run_path(request["adapter"], init_globals=pickle.loads(globals_blob), run_name="__main__")
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
-        if not isinstance(exit_.code, (int, type(None))):
-            print(exit_.code, file=sys.stderr)
-    except BaseException:
-        import traceback
-
-        traceback.print_exc()
-    finally:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except Exception:
-                pass
-        os._exit(code)
-
-
-def _die_with_job(conn: socket.socket) -> None:
-    """The job's process sends nothing more: end of stream means it is gone (killed), and so must the fork be."""
-    conn.settimeout(None)
-    try:
-        while conn.recv(1):
-            pass
-    except OSError:
-        pass
-    os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _reseed() -> None:
-    """Fresh global random states, as a new process gets (the server's would be shared by all its children)."""
-    import random
-
-    random.seed()
-    if "numpy" in sys.modules:
-        sys.modules["numpy"].random.seed()
-
-
-if __name__ == "__main__":  # run from the imported module, whose _FORKED the children's adapters see
-    from weightscape.forkserver import serve as serve_from_package
-
-    serve_from_package(Path(sys.argv[1]))
+def _alive(pid: int) -> bool:
+    try:  # a zombie (state Z, after the name in parentheses) has ended; its parent may never reap it
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
