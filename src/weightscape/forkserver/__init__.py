@@ -216,6 +216,7 @@ def receive_exactly(conn: socket.socket, size: int) -> bytes:
 def receive(conn: socket.socket) -> bytes:
     return receive_exactly(conn, HEADER.unpack(receive_exactly(conn, HEADER.size))[0])
 
+
 def stop_server(threads: int, timeout: float = 600.0) -> bool:
     """Make this code's server for `threads` take no more jobs and wait until it has ended, after the jobs it runs
     have (they are not killed). False when there is none. For benchmarks that need a cold start."""
