@@ -207,3 +207,17 @@ HELD_SIGNAL = textwrap.dedent("""
 def test_a_signal_before_the_forks_pid_is_known_is_held_and_forwarded():
     done = subprocess.run([sys.executable, "-c", HELD_SIGNAL], capture_output=True, text=True, timeout=60)
     assert done.returncode == 128 + signal.SIGTERM, done.stderr
+
+
+def test_every_adapter_hands_its_job_to_the_server_before_anything_else():
+    import ast
+
+    adapters = sorted((Path(__file__).parents[1] / "workflow_scripts").glob("*.py"))
+    assert adapters
+    for adapter in adapters:
+        body = ast.parse(adapter.read_text()).body
+        if isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+            body = body[1:]  # the docstring
+        first, second = ast.unparse(body[0]), ast.unparse(body[1])
+        assert first == "from weightscape.forkserver import delegate", adapter.name
+        assert second == "delegate(snakemake, __file__)", adapter.name

@@ -56,12 +56,13 @@ def pin_threads(threads: int) -> None:
         pass
 
 
+JOB_STARTED_AT: float | None = None  # set in a fork of weightscape.forkserver: when its job's process began
+
+
 def process_start_time() -> float:
     """time.time() at which this job's process began - for a job run by the fork server, the process Snakemake
     started, which then waited for the fork (weightscape.forkserver)."""
-    from weightscape import forkserver
-
-    return forkserver.JOB_STARTED_AT if forkserver.JOB_STARTED_AT is not None else own_process_start_time()
+    return JOB_STARTED_AT if JOB_STARTED_AT is not None else own_process_start_time()
 
 
 def own_process_start_time() -> float:

@@ -49,7 +49,6 @@ PROTOCOL = 1
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 HEADER = struct.Struct("!Q")
 FORKED = False  # True in a child of the server (set by .server): the job runs here
-JOB_STARTED_AT: float | None = None  # in a fork: time.time() at which the job's own process started
 
 
 def enabled() -> bool:
@@ -100,11 +99,12 @@ def delegate(snakemake, adapter: str | Path) -> None:
     except OSError as exc:
         print(f"weightscape: fork server unavailable ({exc}); running the job in its own process", file=sys.stderr)
         return
+    from weightscape.io import current_umask
     from weightscape.runtime import own_process_start_time
 
     request = {"started": own_process_start_time(), "adapter": str(Path(adapter).resolve()), "cwd": os.getcwd(),
                "env": dict(os.environ), "sys_path": list(sys.path), "argv": list(sys.argv),
-               "umask": _current_umask()}
+               "umask": current_umask()}
     code = run_remote(conn, request, pickle.dumps({"snakemake": snakemake}, protocol=4))
     if code is None:  # the server closed before forking (it was just ending, idle)
         print("weightscape: the fork server did not take the job; running it in its own process", file=sys.stderr)
@@ -190,12 +190,6 @@ def run_remote(conn: socket.socket, request: dict, globals_blob: bytes) -> int |
             return 1
     code = os.waitstatus_to_exitcode(status)
     return code if code >= 0 else 128 - code
-
-
-def _current_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def frame(payload: bytes) -> bytes:

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import weightscape.forkserver as forkserver
+from weightscape import runtime
 from weightscape.forkserver import (
     FORWARDED_SIGNALS,
     HEADER,
@@ -148,7 +149,8 @@ def _run_child(listener: socket.socket, conn: socket.socket, request: dict, glob
     """In the fork: become the job's process and run its adapter as Snakemake would; exit with its status."""
     code = 1
     try:
-        forkserver.FORKED, forkserver.JOB_STARTED_AT = True, request["started"]  # what the job sees
+        forkserver.FORKED = True  # what the job sees
+        runtime.JOB_STARTED_AT = request["started"]
         signal.set_wakeup_fd(-1)
         for fd in _WAKE:
             os.close(fd)
