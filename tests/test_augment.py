@@ -112,6 +112,29 @@ def test_paper_conditions_build_and_give_model_ready_images(name, fashion):
     assert torch.isfinite(x).all()
 
 
+@pytest.mark.parametrize("name", sorted(PAPER))
+def test_a_batch_made_model_ready_at_once_equals_one_image_at_a_time(name, fashion):
+    """AugmentedImages.ready (what every training batch and diversity view goes through) runs model_ready once on
+    the stacked batch: bit for bit what the per-image path gives, for every paper condition."""
+    images, labels = fashion
+    dataset = AugmentedImages(images, labels, LITE0, PAPER[name])
+    torch.manual_seed(5)
+    one_at_a_time = torch.stack([dataset.image(i) for i in range(len(images))])
+    torch.manual_seed(5)
+    at_once = dataset.ready([dataset.augmented(i) for i in range(len(images))])
+    assert torch.equal(at_once, one_at_a_time)
+
+
+def test_views_of_different_sizes_are_made_model_ready_one_by_one(fashion):
+    images, labels = fashion
+    dataset = AugmentedImages(images, labels, LITE0, [])
+    views = [torch.rand(1, 28, 28, generator=torch.Generator().manual_seed(1)),
+             torch.rand(1, 40, 36, generator=torch.Generator().manual_seed(2))]
+    batch = dataset.ready(views)
+    assert batch.shape == (2, 3, 48, 48)
+    assert all(torch.equal(batch[i], model_ready(view, LITE0)) for i, view in enumerate(views))
+
+
 @pytest.mark.parametrize("std", [0.01, 0.03, 0.05])
 def test_noise_has_the_requested_std_and_is_clamped(std):
     gray = torch.full((3, 256, 256), 128, dtype=torch.uint8)

@@ -269,7 +269,7 @@ def _diversity_draw(model, classifier: str, spec: InputSpec, images: np.ndarray,
         views = AugmentedImages(sample, np.zeros(len(sample), np.int64), spec, list(condition.transforms))
         with torch.random.fork_rng(devices=[]):  # augmentation draws from the measurement's own seed
             torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
-            return torch.stack([views.image(i) for i in range(len(views))])
+            return views.ready([views.augmented(i) for i in range(len(views))])
 
     scores = measure_diversity(images, labels, model, classifier, spec, make_view, sample_size, sample_seed)
     return {"seed": run_seed, **scores}
