@@ -1,7 +1,7 @@
 """Where a finished run's time went: Snakemake's benchmark tables per rule, the fine-tune jobs split into phases,
 and the floor - the same training and evaluation work done by a bare torch loop in one process, with no I/O.
 
-    python benchmarks/grid_profile.py [WORKDIR] [--cores 2] [--repeats 3] [--threads 1] [--images 640]
+    python benchmarks/grid_profile.py [WORKDIR] [--cores 2] [--repeats 3] [--threads 1] [--images N]
                                       [--batch-size B] [--no-floor] [--json PATH]
 
 WORKDIR holds the run's results/ (and .snakemake/log/). Figures, all wall seconds:
@@ -18,7 +18,9 @@ floor     measured here: a hand-written loop (channels_last, Adam, cross-entropy
           in eval mode under torch.inference_mode) on EfficientNet-Lite0 pretrained + a 10-class head and real
           Fashion-MNIST images (benchmarks/_common.py), at the run's image size (model.json), training batch size
           (--batch-size, else train.batch_size of the config file on the Snakemake log's command line, else 64) and
-          evaluation batch size (metrics.json); training and inference images/s alternate, median of --repeats.
+          evaluation batch size (metrics.json), on --images training images (default: the run's most common
+          training-set size, so that the floor's batches are the jobs', short last batch included); training and
+          inference images/s alternate, median of --repeats.
           Per fine-tune job: train images = n_train x epochs (metrics.json; augmentation is not part of the floor),
           eval images = val x epochs + test + val + every OOD image (results/data/<dataset>/; each ood/*.npz holds
           S severities x N images), job floor = train images / train rate + eval images / inference rate. The
@@ -88,21 +90,29 @@ def snakemake_logs(workdir: Path) -> list[dict]:
     return logs
 
 
-def batch_size_of_run(args, log: dict | None, workdir: Path) -> tuple[int, str]:
-    """(training batch size, where it came from)."""
-    if args.batch_size:
-        return args.batch_size, "--batch-size"
-    import yaml
-
-    words, batch, source = shlex.split(log["command"]) if log else [], 64, "default of config.yaml"
+def config_files_of_run(log: dict | None, workdir: Path) -> list[Path]:
+    """The --configfile(s) on the command line of a run's Snakemake log, as existing paths (none without a log)."""
+    words, files = shlex.split(log["command"]) if log else [], []
     for i, word in enumerate(words):
         if word in ("--configfile", "--configfiles"):
             for name in words[i + 1:]:
                 if name.startswith("-"):
                     break
                 path = next((p for p in (Path(name), workdir / name) if p.is_file()), None)
-                value = (yaml.safe_load(path.read_text()) or {}).get("train", {}).get("batch_size") if path else None
-                batch, source = (value, f"config {path}") if value else (batch, source)
+                files += [path] if path else []
+    return files
+
+
+def batch_size_of_run(args, log: dict | None, workdir: Path) -> tuple[int, str]:
+    """(training batch size, where it came from)."""
+    if args.batch_size:
+        return args.batch_size, "--batch-size"
+    import yaml
+
+    batch, source = 64, "default of config.yaml"
+    for path in config_files_of_run(log, workdir):
+        value = (yaml.safe_load(path.read_text()) or {}).get("train", {}).get("batch_size")
+        batch, source = (value, f"config {path}") if value else (batch, source)
     return batch, source
 
 
@@ -149,6 +159,13 @@ def finetune_jobs(results: Path, walls: dict[str, float]) -> list[dict]:
     return rows
 
 
+def training_set_size(jobs: list[dict]) -> int:
+    """The most common training-set size of the fine-tune jobs: the floor trains on as many images, so that its
+    batches are theirs (with the same short last batch)."""
+    sizes = [job["n_train"] for job in jobs]
+    return max(sorted(set(sizes)), key=sizes.count)
+
+
 def measure_floor(image_size: int, batch_size: int, eval_batch: int, images: int, repeats: int) -> dict:
     """Median images/s of a bare training loop and a bare inference loop, alternating, after one warm-up each."""
     import torch
@@ -191,7 +208,8 @@ def main() -> None:
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--images", type=int, default=640)
+    parser.add_argument("--images", type=int, default=None,
+                        help="training images of the floor (default: the run's training-set size)")
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--no-floor", action="store_true", help="tables only, no torch measurement")
     parser.add_argument("--json", type=Path, default=None, help="also write every figure here")
@@ -257,8 +275,9 @@ def main() -> None:
         from weightscape.runtime import pin_threads
 
         pin_threads(args.threads)
+        images = args.images or training_set_size(jobs)
         for size, eval_batch in sorted({(job["image_size"], job["eval_batch_size"]) for job in jobs}):
-            floors[size, eval_batch] = measure_floor(size, batch, eval_batch, args.images, args.repeats)
+            floors[size, eval_batch] = measure_floor(size, batch, eval_batch, images, args.repeats)
     for job in jobs:
         rates = floors.get((job["image_size"], job["eval_batch_size"]))
         job["floor_s"] = rates and (job["train_images"] / rates["train_images_per_s"] +

@@ -3,6 +3,7 @@ fine-tune job covers that job's wall time, and the floor is measured on the grid
 
 import json
 import math
+import shutil
 import subprocess
 import sys
 from collections import defaultdict
@@ -78,3 +79,47 @@ def check_profile(workdir: Path, scratch: Path) -> dict:
 def test_grid_profile_on_the_smoke_grid(smoke, tmp_path):
     workdir, _ = smoke
     check_profile(workdir, tmp_path)
+
+
+def test_idle_finetune_reruns_a_job_as_the_run_did_and_leaves_the_run_as_it_was(smoke, tmp_path):
+    """benchmarks/idle_finetune.py on a copy of the smoke run: the rerun job's outputs equal the run's byte for byte,
+    its figures come from the job's own benchmark table and log, and afterwards every file of the run is back with
+    its time, so that Snakemake has nothing to rerun."""
+    from conftest import snakemake
+
+    source, config = smoke
+    workdir = tmp_path / "run"
+    shutil.copytree(source, workdir, symlinks=True)
+    key = "fashion_mnist/efficientnet_lite0/autoaugment/seed0"
+    results = workdir / "results"
+    files = [results / "runs" / key / name for name in ("weights.safetensors", "curve.csv", "metrics.json")]
+    files += [results / "logs" / "finetune" / f"{key}.log", results / "benchmarks" / "finetune" / f"{key}.tsv"]
+    before = {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in files}
+    out = tmp_path / "idle.json"
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "idle_finetune.py"), str(workdir), "--jobs",
+                             key, "--repeats", "1", "--floor-repeats", "1", "--images", "32", "--json", str(out)],
+                            check=False, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    [(name, row)] = json.loads(out.read_text()).items()
+    assert name == key and row["identical"] == [True]
+    # the figures of the rerun: a wall that its phases cover, a floor of the job's image counts, its augmentation
+    [wall], [phases] = row["wall_s"], row["phases"]
+    assert set(phases) == {"startup", "load", "train", "evaluate", "write"}
+    assert abs(wall - sum(phases.values())) <= 0.1 * wall
+    assert all(math.isfinite(x) and x > 0 for x in (row["floor"], row["ratio"], row["augment"]))
+    assert row["outside"] == pytest.approx(wall - phases["train"] - phases["evaluate"])
+    # the run as it was: same bytes, same times, nothing to rerun
+    assert {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in files} == before
+    dry = snakemake(workdir, "-n", "--cores", "2", "--configfile", str(config))
+    assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout[-2000:]
+
+
+def test_idle_finetune_names_a_job_the_run_does_not_have(smoke, tmp_path):
+    workdir, _ = smoke
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "idle_finetune.py"), str(workdir), "--jobs",
+                             "fashion_mnist/efficientnet_lite0/no_such_condition/seed0"],
+                            check=False, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [
+        f"error: no finished fine-tune job fashion_mnist/efficientnet_lite0/no_such_condition/seed0 in "
+        f"{workdir.resolve() / 'results'} (KEY is DATASET/MODEL/CONDITION/seedN of a finished run)"]
