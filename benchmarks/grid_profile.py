@@ -31,7 +31,8 @@ run       wall of the whole run: start (log file name) to last time stamp of the
           max(work / cores, longest job), work = every fine-tune job at its floor + every other job at its measured
           wall (no floor is measured for them), each job on one core: the wall of a perfect scheduler on --cores
           cores, dependencies ignored, if the fine-tunes cost only their bare compute. Run wall / run floor is the
-          figure for "the run within 1.2x of its own floor".
+          figure for "the run within 1.2x of its own floor". Idle core-s = cores x run wall - every job's wall: the
+          part of the gap that is scheduling (a core without a job) rather than the jobs' own time.
 """
 
 from __future__ import annotations
@@ -331,11 +332,14 @@ def main() -> None:
                   "finetune_floor_per_core_s": floor and floor / args.cores,
                   "ratio_to_finetune_floor": floor and run_wall and run_wall / (floor / args.cores),
                   "other_jobs_s": sum(others), "run_floor_s": run_floor,
-                  "ratio": run_floor and run_wall and run_wall / run_floor}
+                  "ratio": run_floor and run_wall and run_wall / run_floor,
+                  "idle_core_s": run_wall and run_wall * args.cores - summed}
     if run_wall is None:
         print("\nrun wall: unknown (no Snakemake log, no benchmark tables)")
     else:
         print(f"\nrun wall {run_wall:.1f} s ({source}), {args.cores} cores")
+        print(f"{'idle core-s':<28}{out['run']['idle_core_s']:>10.2f}   (cores x run wall - all jobs' wall: cores "
+              f"without a job, Snakemake's own time; {summed / (run_wall * args.cores):.1%} of the core time ran jobs)")
         if floor:
             r = out["run"]
             print(f"{'fine-tune floor / cores':<28}{r['finetune_floor_per_core_s']:>10.2f}   run wall / it "

@@ -73,6 +73,11 @@ def check_profile(workdir: Path, scratch: Path) -> dict:
     assert all(math.isfinite(x) and x > 0 for x in figures), figures
     assert measured["inference_images_per_s"] > measured["train_images_per_s"]
     assert sum(job["floor_s"] for job in jobs) == pytest.approx(floor["floor_s"])
+    # idle core time: the core time of the run (2 cores, as the fixture ran it) its jobs did not use; the jobs
+    # cannot have used more than there was (5 % for the 1 s resolution of the jobs timed from the Snakemake log)
+    run, summed = profile["run"], sum(row["total_s"] for row in profile["rules"].values())
+    assert run["idle_core_s"] == pytest.approx(2 * run["wall_s"] - summed)
+    assert run["idle_core_s"] > -0.05 * 2 * run["wall_s"]
     return profile
 
 
