@@ -14,10 +14,11 @@ floor     grid_profile.measure_floor: the bare loop (channels_last, Adam; infere
 augment   for an augmented condition, the floor of its augmentation (a bare loop: the condition's v2 pipeline on
           each training image of every epoch, each batch made model-ready), which the floor above leaves out;
           wall / (floor + augment) is the job against the bare cost of all of its work.
-job       `snakemake --force TARGET --cores 1` in WORKDIR with the run's config files (from its Snakemake log): the
-          rule, its adapter, the local fork server and weightscape.runs.finetune_run, as in the run. Wall = column
-          s of the job's benchmark table, as grid_profile reads it; phases from the job's log. One untimed job
-          first starts the fork server, as the first job of a run does.
+job       `snakemake --force TARGET --cores 1` in WORKDIR with the run's config files (from its Snakemake log) and
+          this checkout's Snakefile and code: the rule, its adapter, the local fork server and
+          weightscape.runs.finetune_run, as in the run. Wall = column s of the job's benchmark table, as
+          grid_profile reads it; phases from the job's log. One untimed job first starts the fork server, as the
+          first job of a run does.
 
 Each job's outputs, log and benchmark table are set aside first and put back at the end with their file times, so
 the run stays complete and nothing downstream reruns; the rerun's outputs are compared with the run's byte for byte
