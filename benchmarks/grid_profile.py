@@ -56,12 +56,17 @@ PHASES = ("startup", "load", "train", "evaluate", "write")
 STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
 
 
+def benchmark_seconds(path: Path) -> float:
+    """Wall seconds of one Snakemake benchmark table: column s, repeated rows averaged."""
+    return float(pd.read_csv(path, sep="\t")["s"].mean())
+
+
 def benchmark_jobs(results: Path) -> dict[str, dict[str, float]]:
     """rule -> {job key (path below the rule, no .tsv): wall seconds}."""
     jobs = defaultdict(dict)
     for path in sorted((results / "benchmarks").rglob("*.tsv")):
         parts = path.relative_to(results / "benchmarks").with_suffix("").parts
-        jobs[parts[0]]["/".join(parts[1:])] = float(pd.read_csv(path, sep="\t")["s"].mean())
+        jobs[parts[0]]["/".join(parts[1:])] = benchmark_seconds(path)
     return dict(jobs)
 
 

@@ -40,19 +40,29 @@ import tempfile
 import time
 from pathlib import Path
 
-import pandas as pd
 
-from grid_profile import (batch_size_of_run, config_files_of_run, finetune_jobs, measure_floor, phase_seconds,
-                          snakemake_logs)
+from grid_profile import (batch_size_of_run, benchmark_seconds, config_files_of_run, finetune_jobs, measure_floor,
+                          phase_seconds, snakemake_logs)
 
 REPO = Path(__file__).resolve().parents[1]
 OUTPUTS = ("weights.safetensors", "curve.csv", "metrics.json")
 
 
+def output_files(results: Path, key: str) -> list[Path]:
+    return [results / "runs" / key / name for name in OUTPUTS]
+
+
+def log_file(results: Path, key: str) -> Path:
+    return results / "logs" / "finetune" / f"{key}.log"
+
+
+def benchmark_file(results: Path, key: str) -> Path:
+    return results / "benchmarks" / "finetune" / f"{key}.tsv"
+
+
 def job_files(results: Path, key: str) -> list[Path]:
     """Everything a rerun of fine-tune job `key` rewrites: its outputs, log and benchmark table."""
-    return [results / "runs" / key / name for name in OUTPUTS] + [results / "logs" / "finetune" / f"{key}.log",
-                                                                   results / "benchmarks" / "finetune" / f"{key}.tsv"]
+    return [*output_files(results, key), log_file(results, key), benchmark_file(results, key)]
 
 
 def run_settings(workdir: Path, config_files: list[Path]):
@@ -144,8 +154,7 @@ def main() -> None:
     from weightscape.runtime import pin_threads
 
     pin_threads(args.threads)
-    walls = {key: 0.0 for key in keys}
-    info = {row["job"]: row for row in finetune_jobs(results, walls)}
+    info = {row["job"]: row for row in finetune_jobs(results, dict.fromkeys(keys, 0.0))}  # image counts; no walls
     saved = Path(tempfile.mkdtemp(prefix="idle_finetune-"))
     rows = {key: {"wall_s": [], "phases": [], "floor_s": [], "augment_s": [], "identical": []} for key in keys}
     try:
@@ -165,11 +174,10 @@ def main() -> None:
                 if augment is not None:
                     rows[key]["augment_s"].append(augment)
                 run_job(workdir, key, config_files)
-                files = job_files(results, key)
-                rows[key]["wall_s"].append(float(pd.read_csv(files[-1], sep="\t")["s"].iloc[-1]))
-                rows[key]["phases"].append(phase_seconds(files[-2]) or {})
+                rows[key]["wall_s"].append(benchmark_seconds(benchmark_file(results, key)))
+                rows[key]["phases"].append(phase_seconds(log_file(results, key)) or {})
                 rows[key]["identical"].append(all(filecmp.cmp(path, saved / f"{i}-{path.name}", shallow=False)
-                                                  for path in files[:len(OUTPUTS)]))
+                                                  for path in output_files(results, key)))
                 r = rows[key]
                 print(f"repeat {repeat + 1}/{args.repeats} {key}: wall {r['wall_s'][-1]:.2f} s, floor "
                       f"{r['floor_s'][-1]:.2f} s" + (f", augment {augment:.2f} s" if augment is not None else ""),
