@@ -25,3 +25,50 @@ def default_model_and_data(images: int, image_size: int):
     pick = np.random.default_rng(0).choice(len(raw.train_labels), images, replace=False)
     built = build_model("efficientnet_lite0", 10, weights="pretrained", head_seed=0)
     return built, raw.train_images[pick], raw.train_labels[pick], InputSpec(image_size, built.mean, built.std)
+
+
+def run_settings(workdir, config_files):
+    """weightscape Settings of a finished run, its config merged as Snakemake merges it: WORKDIR/config.yaml (the
+    Snakefile's `configfile:`, skipped when absent) updated with each of the run's --configfile files."""
+    from pathlib import Path
+
+    import yaml
+    from snakemake.utils import update_config
+
+    from weightscape.config import validated_settings
+
+    default = Path(workdir) / "config.yaml"
+    config = (yaml.safe_load(default.read_text()) or {}) if default.is_file() else {}
+    for path in config_files:
+        update_config(config, yaml.safe_load(Path(path).read_text()) or {})
+    return validated_settings(config, base_dir=Path(workdir))
+
+
+def augmentation_seconds(results, key: str, transforms, images: int, epochs: int, batch_size: int) -> float | None:
+    """The floor of a fine-tune job's augmentation: seconds a bare hand-written loop takes to put `images` training
+    images of the job's dataset (its real training split, repeated to that count for a larger mixed set) through
+    the condition's v2 pipeline one by one and make each batch model-ready, for every epoch. None for a condition
+    without transforms. The per-image draws are the experiment, so they are part of its work."""
+    import json
+    import time
+    from pathlib import Path
+
+    import torch
+
+    from weightscape.augment import build_pipeline
+    from weightscape.data.canonical import load_split
+    from weightscape.inputs import InputSpec, model_ready
+
+    if not transforms:
+        return None
+    dataset, model, _, seed = key.split("/")
+    results = Path(results)
+    train, _ = load_split(results / "data" / dataset / "train.npz")
+    spec = InputSpec.from_info(json.loads((results / "models" / model / dataset / seed / "model.json").read_text()))
+    pipeline = build_pipeline(list(transforms))
+    train = torch.as_tensor(np.resize(train, (images, *train.shape[1:]))).permute(0, 3, 1, 2).contiguous()
+    start = time.perf_counter()
+    for _ in range(epochs):
+        for index in torch.randperm(len(train)).split(batch_size):
+            model_ready(torch.stack([pipeline(train[i]) for i in index]), spec)
+    return time.perf_counter() - start

@@ -2,7 +2,7 @@
 and the floor - the same training and evaluation work done by a bare torch loop in one process, with no I/O.
 
     python benchmarks/grid_profile.py [WORKDIR] [--cores 2] [--repeats 3] [--threads 1] [--images N]
-                                      [--batch-size B] [--no-floor] [--json PATH]
+                                      [--batch-size B] [--no-floor] [--no-augment] [--json PATH]
 
 WORKDIR holds the run's results/ (and .snakemake/log/). Figures, all wall seconds:
 
@@ -25,6 +25,10 @@ floor     measured here: a hand-written loop (channels_last, Adam, cross-entropy
           eval images = val x epochs + test + val + every OOD image (results/data/<dataset>/; each ood/*.npz holds
           S severities x N images), job floor = train images / train rate + eval images / inference rate. The
           fine-tune floor of the grid is the sum of the job floors (one thread each, as the jobs run).
+augment   unless --no-augment: the bare cost of each augmented condition's augmentation (the condition's v2
+          pipeline on each training image of every epoch, each batch made model-ready: _common.augmentation_seconds),
+          measured once per condition and counted for each of its seeds. The floor leaves it out; floor +
+          augmentation is the bare cost of all of the grid's work, shown beside it (and the run floor with it).
 run       wall of the whole run: start (log file name) to last time stamp of the Snakemake log that finished the most
           jobs (the main invocation; reruns of a few jobs are not counted); without a log, earliest (file time - s)
           to latest file time of the benchmark tables. Compared to fine-tune floor / cores and to the RUN FLOOR =
@@ -172,6 +176,23 @@ def training_set_size(jobs: list[dict]) -> int:
     return max(sorted(set(sizes)), key=sizes.count)
 
 
+def augmentation_floor(results: Path, jobs: list[dict], log: dict | None, workdir: Path, batch: int) -> float:
+    """Set job["augment_s"] of every fine-tune job (None without augmentation; measured once per dataset, model and
+    condition, whose seeds do the same work) and return their sum."""
+    from _common import augmentation_seconds, run_settings
+
+    conditions = run_settings(workdir, config_files_of_run(log, workdir)).conditions
+    measured = {}
+    for job in jobs:
+        cell = job["job"].rsplit("/", 1)[0]
+        condition = conditions.get(cell.split("/")[2])
+        if cell not in measured:
+            measured[cell] = condition and augmentation_seconds(results, job["job"], condition.transforms,
+                                                                job["n_train"], job["epochs"], batch)
+        job["augment_s"] = measured[cell]
+    return sum(job["augment_s"] or 0.0 for job in jobs)
+
+
 def measure_floor(image_size: int, batch_size: int, eval_batch: int, images: int, repeats: int) -> dict:
     """Median images/s of a bare training loop and a bare inference loop, alternating, after one warm-up each."""
     import torch
@@ -218,6 +239,7 @@ def main() -> None:
                         help="training images of the floor (default: the run's training-set size)")
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--no-floor", action="store_true", help="tables only, no torch measurement")
+    parser.add_argument("--no-augment", action="store_true", help="no floor of the augmentation")
     parser.add_argument("--json", type=Path, default=None, help="also write every figure here")
     args = parser.parse_args()
     results = args.workdir / "results"
@@ -288,13 +310,16 @@ def main() -> None:
         rates = floors.get((job["image_size"], job["eval_batch_size"]))
         job["floor_s"] = rates and (job["train_images"] / rates["train_images_per_s"] +
                                     job["eval_images"] / rates["inference_images_per_s"])
+    augment = augmentation_floor(results, jobs, log, args.workdir, batch) if floors and not args.no_augment else None
     n, wall = len(jobs), sum(job["wall_s"] for job in jobs)
     floor = sum(job["floor_s"] for job in jobs) if floors else None
     out["floor"] = {"measurements": list(floors.values()), "batch_size": batch, "batch_source": batch_source,
                     "jobs": n, "train_images": sum(job["train_images"] for job in jobs),
                     "eval_images": sum(job["eval_images"] for job in jobs), "wall_s": wall, "floor_s": floor,
                     "ratio": floor and wall / floor, "mean_wall_s": n and wall / n,
-                    "mean_floor_s": floor and floor / n,
+                    "mean_floor_s": floor and floor / n, "augment_s": augment,
+                    "floor_with_augment_s": augment is not None and floor + augment or None,
+                    "ratio_with_augment": augment is not None and wall / (floor + augment) or None,
                     "mean_outside_compute_s": sum(job["wall_s"] - job["phases"].get("train", 0.0) -
                                                   job["phases"].get("evaluate", 0.0) for job in phased) / len(phased)
                     if phased else None}
@@ -316,6 +341,12 @@ def main() -> None:
         if floor:
             print(f"{'floor':<28}{floor:>10.2f}{floor / n:>11.2f}")
             print(f"{'wall / floor':<28}{wall / floor:>10.2f}")
+        if augment is not None:
+            augmented = sum(1 for job in jobs if job["augment_s"])
+            print(f"{'augmentation (bare)':<28}{augment:>10.2f}{augment / n:>11.2f}   ({augmented} augmented jobs; "
+                  f"left out of the floor)")
+            print(f"{'floor + augmentation':<28}{floor + augment:>10.2f}{(floor + augment) / n:>11.2f}")
+            print(f"{'wall / (floor + augment.)':<28}{wall / (floor + augment):>10.2f}")
         if f["mean_outside_compute_s"] is not None:
             print(f"{'outside compute (mean)':<28}{'':>10}{f['mean_outside_compute_s']:>11.2f}   "
                   f"(startup + load + write + outside the phases)")
@@ -333,12 +364,16 @@ def main() -> None:
     others = [seconds for rule, row in tables.items() if rule != "finetune" for seconds in row.values()]
     others += [seconds for seconds_list in untimed.values() for seconds in seconds_list]
     run_floor = floor and max((floor + sum(others)) / args.cores, *(job["floor_s"] for job in jobs), *others)
+    run_floor_augment = augment is not None and max((floor + augment + sum(others)) / args.cores, *others,
+                                                    *(job["floor_s"] + (job["augment_s"] or 0.0) for job in jobs))
     out["run"] = {"wall_s": run_wall, "source": source, "cores": args.cores,
                   "finetune_floor_per_core_s": floor and floor / args.cores,
                   "ratio_to_finetune_floor": floor and run_wall and run_wall / (floor / args.cores),
                   "other_jobs_s": sum(others), "run_floor_s": run_floor,
                   "ratio": run_floor and run_wall and run_wall / run_floor,
-                  "idle_core_s": run_wall and run_wall * args.cores - summed}
+                  "idle_core_s": run_wall and run_wall * args.cores - summed,
+                  "run_floor_with_augment_s": run_floor_augment or None,
+                  "ratio_with_augment": run_floor_augment and run_wall and run_wall / run_floor_augment or None}
     if run_wall is None:
         print("\nrun wall: unknown (no Snakemake log, no benchmark tables)")
     else:
@@ -351,6 +386,9 @@ def main() -> None:
                   f"{r['ratio_to_finetune_floor']:.2f}")
             print(f"{'run floor':<28}{run_floor:>10.2f}   run wall / it {r['ratio']:.2f}   (max((fine-tune floor + "
                   f"{r['other_jobs_s']:.1f} s other jobs) / cores, longest job))")
+            if run_floor_augment:
+                print(f"{'run floor + augmentation':<28}{run_floor_augment:>10.2f}   run wall / it "
+                      f"{r['ratio_with_augment']:.2f}   (the same, each augmented job at floor + augmentation)")
     if args.json:
         args.json.write_text(json.dumps(out, indent=1, default=str))
 

@@ -10,7 +10,11 @@ weight-decay level, and of every augmented and mixed condition of the run). Per 
 floor     grid_profile.measure_floor: the bare loop (channels_last, Adam; inference_mode), one process, no I/O, on
           --images training images (default: the job's training-set size, so that its batches are the job's),
           median of --floor-repeats; job floor = train images / train rate + eval images / inference rate, with
-          grid_profile's image counts. Augmentation is not part of it (its images are prepared once).
+          grid_profile's image counts. Augmentation is not part of it (its images are prepared once). Measured
+          right before and right after the job (the measurement after one job is the one before the next, when
+          their image counts match) and averaged: on a machine whose speed drifts (a shared VM: the same idle job
+          measured 1.11x and 1.47x of its floor ten minutes apart), the two bracket the job's own conditions,
+          and their spread (drift) says how far one figure can be trusted.
 augment   for an augmented condition, the floor of its augmentation (a bare loop: the condition's v2 pipeline on
           each training image of every epoch, each batch made model-ready), which the floor above leaves out;
           wall / (floor + augment) is the job against the bare cost of all of its work.
@@ -37,10 +41,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 
+from _common import augmentation_seconds, run_settings
 from grid_profile import (batch_size_of_run, benchmark_seconds, config_files_of_run, finetune_jobs, measure_floor,
                           phase_seconds, snakemake_logs)
 
@@ -65,21 +69,6 @@ def job_files(results: Path, key: str) -> list[Path]:
     return [*output_files(results, key), log_file(results, key), benchmark_file(results, key)]
 
 
-def run_settings(workdir: Path, config_files: list[Path]):
-    """weightscape Settings of the run, its config merged as Snakemake merges it: WORKDIR/config.yaml (the
-    Snakefile's `configfile:`, skipped when absent) updated with each of the run's --configfile files."""
-    import yaml
-    from snakemake.utils import update_config
-
-    from weightscape.config import validated_settings
-
-    default = workdir / "config.yaml"
-    config = (yaml.safe_load(default.read_text()) or {}) if default.is_file() else {}
-    for path in config_files:
-        update_config(config, yaml.safe_load(path.read_text()) or {})
-    return validated_settings(config, base_dir=workdir)
-
-
 def default_jobs(results: Path, settings) -> list[str]:
     """Seed 0 of the baseline, of the first dropout and weight-decay level, and of every diversity and mix."""
     keys, families = [], set()
@@ -90,30 +79,6 @@ def default_jobs(results: Path, settings) -> list[str]:
         families.add(condition.family)
         keys.append(str(path.parent.relative_to(results / "runs")))
     return keys
-
-
-def augmentation_seconds(results: Path, key: str, settings) -> float | None:
-    """The floor of the job's augmentation: seconds a bare hand-written loop takes to put the job's training images
-    through the condition's v2 pipeline one by one and make each batch model-ready, for every epoch (None for a
-    condition without transforms). The per-image draws are the experiment, so they are part of its work."""
-    import torch
-
-    from weightscape.augment import build_pipeline
-    from weightscape.data.canonical import load_split
-    from weightscape.inputs import InputSpec, model_ready
-
-    dataset, model, condition, seed = key.split("/")
-    transforms = settings.conditions[condition].transforms
-    if not transforms:
-        return None
-    images, _ = load_split(results / "data" / dataset / "train.npz")
-    spec = InputSpec.from_info(json.loads((results / "models" / model / dataset / seed / "model.json").read_text()))
-    pipeline, images = build_pipeline(list(transforms)), torch.as_tensor(images).permute(0, 3, 1, 2).contiguous()
-    start = time.perf_counter()
-    for _ in range(settings.train.epochs):
-        for index in torch.randperm(len(images)).split(settings.train.batch_size):
-            model_ready(torch.stack([pipeline(images[i]) for i in index]), spec)
-    return time.perf_counter() - start
 
 
 def run_job(workdir: Path, key: str, config_files: list[Path]) -> None:
@@ -156,32 +121,48 @@ def main() -> None:
     pin_threads(args.threads)
     info = {row["job"]: row for row in finetune_jobs(results, dict.fromkeys(keys, 0.0))}  # image counts; no walls
     saved = Path(tempfile.mkdtemp(prefix="idle_finetune-"))
-    rows = {key: {"wall_s": [], "phases": [], "floor_s": [], "augment_s": [], "identical": []} for key in keys}
+    rows = {key: {"wall_s": [], "phases": [], "floor_s": [], "floor_around_s": [], "augment_s": [], "identical": []}
+            for key in keys}
     try:
         for i, key in enumerate(keys):  # set the run's files aside, times kept
             for path in job_files(results, key):
                 shutil.copy2(path, saved / f"{i}-{path.name}")
         print(f"warm-up: {keys[0]} (starts the fork server; not timed)", flush=True)
         run_job(workdir, keys[0], config_files)
+        last = None  # (what was measured, its rates): the floor measured after the job before
+
+        def floor_rates(job: dict) -> dict:
+            nonlocal last
+            what = (job["image_size"], job["eval_batch_size"], args.images or job["n_train"])
+            last = (what, measure_floor(what[0], batch, what[1], what[2], args.floor_repeats))
+            return last[1]
+
+        def floor_seconds(job: dict, rates: dict) -> float:
+            return (job["train_images"] / rates["train_images_per_s"] +
+                    job["eval_images"] / rates["inference_images_per_s"])
+
         for repeat in range(args.repeats):
             for i, key in enumerate(keys):
                 job = info[key]
-                rates = measure_floor(job["image_size"], batch, job["eval_batch_size"],
-                                      args.images or job["n_train"], args.floor_repeats)
-                rows[key]["floor_s"].append(job["train_images"] / rates["train_images_per_s"] +
-                                            job["eval_images"] / rates["inference_images_per_s"])
-                augment = augmentation_seconds(results, key, settings)
+                what = (job["image_size"], job["eval_batch_size"], args.images or job["n_train"])
+                before = last[1] if last is not None and last[0] == what else floor_rates(job)
+                augment = augmentation_seconds(results, key, settings.conditions[key.split("/")[2]].transforms,
+                                               job["n_train"], settings.train.epochs, settings.train.batch_size)
                 if augment is not None:
                     rows[key]["augment_s"].append(augment)
                 run_job(workdir, key, config_files)
+                after = floor_rates(job)
+                bracket = [floor_seconds(job, before), floor_seconds(job, after)]
+                rows[key]["floor_around_s"].append(bracket)
+                rows[key]["floor_s"].append(statistics.mean(bracket))
                 rows[key]["wall_s"].append(benchmark_seconds(benchmark_file(results, key)))
                 rows[key]["phases"].append(phase_seconds(log_file(results, key)) or {})
                 rows[key]["identical"].append(all(filecmp.cmp(path, saved / f"{i}-{path.name}", shallow=False)
                                                   for path in output_files(results, key)))
                 r = rows[key]
                 print(f"repeat {repeat + 1}/{args.repeats} {key}: wall {r['wall_s'][-1]:.2f} s, floor "
-                      f"{r['floor_s'][-1]:.2f} s" + (f", augment {augment:.2f} s" if augment is not None else ""),
-                      flush=True)
+                      f"{r['floor_s'][-1]:.2f} s (before {bracket[0]:.2f}, after {bracket[1]:.2f})" +
+                      (f", augment {augment:.2f} s" if augment is not None else ""), flush=True)
     finally:
         for i, key in enumerate(keys):
             for path in job_files(results, key):
@@ -196,7 +177,7 @@ def report(rows: dict, args) -> None:
     print(f"\nidle fine-tune jobs, one at a time, {args.threads} thread(s); medians of {args.repeats} repeat(s)")
     width = max(len(key) for key in rows) + 2
     header = (f"{'job':<{width}}{'wall s':>8}{'floor s':>9}{'wall/floor':>11}{'train':>8}{'eval':>7}{'outside':>9}"
-              f"{'augment':>9}{'w/(f+a)':>9}  identical")
+              f"{'augment':>9}{'w/(f+a)':>9}{'drift':>7}  identical")
     print(header)
     out = {}
     for key, r in rows.items():
@@ -204,16 +185,19 @@ def report(rows: dict, args) -> None:
         wall, floor = median(r["wall_s"]), median(r["floor_s"])
         augment = median(r["augment_s"]) if r["augment_s"] else None
         outside = median([w - p.get("train", 0.0) - p.get("evaluate", 0.0) for w, p in zip(r["wall_s"], r["phases"])])
+        drift = max(abs(after / before - 1) for before, after in r["floor_around_s"])
         out[key] = {**r, "wall": wall, "floor": floor, "ratio": wall / floor, "outside": outside, "augment": augment,
-                    "ratio_with_augment": wall / (floor + (augment or 0.0))}
+                    "ratio_with_augment": wall / (floor + (augment or 0.0)), "drift": drift}
         print(f"{key:<{width}}{wall:>8.2f}{floor:>9.2f}{wall / floor:>11.3f}{phases['train']:>8.2f}"
               f"{phases['evaluate']:>7.2f}{outside:>9.2f}" +
               (f"{augment:>9.2f}{out[key]['ratio_with_augment']:>9.3f}" if augment is not None else f"{'-':>9}{'-':>9}")
-              + f"  {all(r['identical'])}")
+              + f"{drift:>7.1%}  {all(r['identical'])}")
     walls, floors = sum(o["wall"] for o in out.values()), sum(o["floor"] for o in out.values())
     print(f"{'all':<{width}}{walls:>8.2f}{floors:>9.2f}{walls / floors:>11.3f}   worst wall/floor "
           f"{max(o['ratio'] for o in out.values()):.3f}, worst outside {max(o['outside'] for o in out.values()):.2f} s"
           f"   (goals <= 1.1, <= 5 s)")
+    print("floor: the mean of the floors measured right before and after each job; drift: the largest change between "
+          "the two (machine speed moving under the job)")
     if args.json:
         args.json.write_text(json.dumps(out, indent=1))
 

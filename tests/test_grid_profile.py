@@ -36,7 +36,7 @@ def expected_images(results: Path) -> tuple[int, int, int]:
             sum(val * (m["epochs"] + 1) + test + ood for m in runs))
 
 
-def check_profile(workdir: Path, scratch: Path) -> dict:
+def check_profile(workdir: Path, config: Path, scratch: Path) -> dict:
     out = scratch / "profile.json"
     result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "grid_profile.py"), str(workdir), "--json",
                              str(out), "--images", "32", "--repeats", "1"], check=False, capture_output=True,
@@ -73,6 +73,19 @@ def check_profile(workdir: Path, scratch: Path) -> dict:
     assert all(math.isfinite(x) and x > 0 for x in figures), figures
     assert measured["inference_images_per_s"] > measured["train_images_per_s"]
     assert sum(job["floor_s"] for job in jobs) == pytest.approx(floor["floor_s"])
+    # the augmentation's bare cost: measured for the jobs whose condition augments (autoaugment, noise, autoaugment
+    # with dropout), none for the others; shown beside the floor, not in it
+    import yaml
+
+    from weightscape.config import validated_settings
+
+    conditions = validated_settings(yaml.safe_load(config.read_text()), base_dir=workdir).conditions
+    augmented = {job["job"]: job["augment_s"] for job in jobs if conditions[job["job"].split("/")[2]].transforms}
+    assert augmented and all(math.isfinite(x) and x > 0 for x in augmented.values())
+    assert all(job["augment_s"] is None for job in jobs if job["job"] not in augmented)
+    assert floor["augment_s"] == pytest.approx(sum(augmented.values()))
+    assert floor["floor_with_augment_s"] == pytest.approx(floor["floor_s"] + floor["augment_s"])
+    assert profile["run"]["run_floor_with_augment_s"] >= profile["run"]["run_floor_s"]
     # idle core time: the core time of the run (2 cores, as the fixture ran it) its jobs did not use; the jobs
     # cannot have used more than there was (5 % for the 1 s resolution of the jobs timed from the Snakemake log)
     run, summed = profile["run"], sum(row["total_s"] for row in profile["rules"].values())
@@ -82,8 +95,8 @@ def check_profile(workdir: Path, scratch: Path) -> dict:
 
 
 def test_grid_profile_on_the_smoke_grid(smoke, tmp_path):
-    workdir, _ = smoke
-    check_profile(workdir, tmp_path)
+    workdir, config = smoke
+    check_profile(workdir, config, tmp_path)
 
 
 def test_idle_finetune_reruns_a_job_as_the_run_did_and_leaves_the_run_as_it_was(smoke, tmp_path):
@@ -112,6 +125,11 @@ def test_idle_finetune_reruns_a_job_as_the_run_did_and_leaves_the_run_as_it_was(
     assert set(phases) == {"startup", "load", "train", "evaluate", "write"}
     assert abs(wall - sum(phases.values())) <= 0.1 * wall
     assert all(math.isfinite(x) and x > 0 for x in (row["floor"], row["ratio"], row["augment"]))
+    # the floor brackets the job: measured right before and right after it, the job's floor is their mean
+    [bracket] = row["floor_around_s"]
+    assert len(bracket) == 2 and all(math.isfinite(x) and x > 0 for x in bracket)
+    assert row["floor"] == pytest.approx(sum(bracket) / 2)
+    assert row["drift"] == pytest.approx(abs(bracket[1] / bracket[0] - 1))
     assert row["outside"] == pytest.approx(wall - phases["train"] - phases["evaluate"])
     # the run as it was: same bytes, same times, nothing to rerun
     assert {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in files} == before
