@@ -13,8 +13,8 @@ floor     grid_profile.measure_floor: the bare loop (channels_last, Adam; infere
           grid_profile's image counts. Augmentation is not part of it (its images are prepared once). Measured
           right before and right after the job (the measurement after one job is the one before the next, when
           their image counts match) and averaged: on a machine whose speed drifts (a shared VM: the same idle job
-          measured 1.11x and 1.47x of its floor ten minutes apart), the two bracket the job's own conditions,
-          and their spread (drift) says how far one figure can be trusted.
+          measured 1.11x and 1.28x of a floor taken just before it, within twenty minutes), the two bracket the
+          job's own conditions, and their spread (drift) says how far one figure can be trusted.
 augment   for an augmented condition, the floor of its augmentation (a bare loop: the condition's v2 pipeline on
           each training image of every epoch, each batch made model-ready), which the floor above leaves out;
           wall / (floor + augment) is the job against the bare cost of all of its work.
@@ -131,9 +131,8 @@ def main() -> None:
         run_job(workdir, keys[0], config_files)
         last = None  # (what was measured, its rates): the floor measured after the job before
 
-        def floor_rates(job: dict) -> dict:
+        def floor_rates(what: tuple[int, int, int]) -> dict:  # (image size, eval batch, training images)
             nonlocal last
-            what = (job["image_size"], job["eval_batch_size"], args.images or job["n_train"])
             last = (what, measure_floor(what[0], batch, what[1], what[2], args.floor_repeats))
             return last[1]
 
@@ -145,13 +144,13 @@ def main() -> None:
             for i, key in enumerate(keys):
                 job = info[key]
                 what = (job["image_size"], job["eval_batch_size"], args.images or job["n_train"])
-                before = last[1] if last is not None and last[0] == what else floor_rates(job)
+                before = last[1] if last is not None and last[0] == what else floor_rates(what)
                 augment = augmentation_seconds(results, key, settings.conditions[key.split("/")[2]].transforms,
                                                job["n_train"], settings.train.epochs, settings.train.batch_size)
                 if augment is not None:
                     rows[key]["augment_s"].append(augment)
                 run_job(workdir, key, config_files)
-                after = floor_rates(job)
+                after = floor_rates(what)
                 bracket = [floor_seconds(job, before), floor_seconds(job, after)]
                 rows[key]["floor_around_s"].append(bracket)
                 rows[key]["floor_s"].append(statistics.mean(bracket))
