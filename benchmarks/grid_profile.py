@@ -176,6 +176,12 @@ def training_set_size(jobs: list[dict]) -> int:
     return max(sorted(set(sizes)), key=sizes.count)
 
 
+def job_floor_seconds(job: dict, rates: dict) -> float:
+    """A fine-tune job's floor: its training images at the bare training rate + its evaluation images at the bare
+    inference rate (`rates` from measure_floor)."""
+    return job["train_images"] / rates["train_images_per_s"] + job["eval_images"] / rates["inference_images_per_s"]
+
+
 def augmentation_floor(results: Path, jobs: list[dict], log: dict | None, workdir: Path, batch: int) -> float:
     """Set job["augment_s"] of every fine-tune job (None without augmentation; measured once per dataset, model and
     condition, whose seeds do the same work) and return their sum."""
@@ -308,8 +314,7 @@ def main() -> None:
             floors[size, eval_batch] = measure_floor(size, batch, eval_batch, images, args.repeats)
     for job in jobs:
         rates = floors.get((job["image_size"], job["eval_batch_size"]))
-        job["floor_s"] = rates and (job["train_images"] / rates["train_images_per_s"] +
-                                    job["eval_images"] / rates["inference_images_per_s"])
+        job["floor_s"] = rates and job_floor_seconds(job, rates)
     augment = augmentation_floor(results, jobs, log, args.workdir, batch) if floors and not args.no_augment else None
     n, wall = len(jobs), sum(job["wall_s"] for job in jobs)
     floor = sum(job["floor_s"] for job in jobs) if floors else None

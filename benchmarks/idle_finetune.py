@@ -45,8 +45,8 @@ from pathlib import Path
 
 
 from _common import augmentation_seconds, run_settings
-from grid_profile import (batch_size_of_run, benchmark_seconds, config_files_of_run, finetune_jobs, measure_floor,
-                          phase_seconds, snakemake_logs)
+from grid_profile import (batch_size_of_run, benchmark_seconds, config_files_of_run, finetune_jobs, job_floor_seconds,
+                          measure_floor, phase_seconds, snakemake_logs)
 
 REPO = Path(__file__).resolve().parents[1]
 OUTPUTS = ("weights.safetensors", "curve.csv", "metrics.json")
@@ -136,10 +136,6 @@ def main() -> None:
             last = (what, measure_floor(what[0], batch, what[1], what[2], args.floor_repeats))
             return last[1]
 
-        def floor_seconds(job: dict, rates: dict) -> float:
-            return (job["train_images"] / rates["train_images_per_s"] +
-                    job["eval_images"] / rates["inference_images_per_s"])
-
         for repeat in range(args.repeats):
             for i, key in enumerate(keys):
                 job = info[key]
@@ -151,7 +147,7 @@ def main() -> None:
                     rows[key]["augment_s"].append(augment)
                 run_job(workdir, key, config_files)
                 after = floor_rates(what)
-                bracket = [floor_seconds(job, before), floor_seconds(job, after)]
+                bracket = [job_floor_seconds(job, before), job_floor_seconds(job, after)]
                 rows[key]["floor_around_s"].append(bracket)
                 rows[key]["floor_s"].append(statistics.mean(bracket))
                 rows[key]["wall_s"].append(benchmark_seconds(benchmark_file(results, key)))
