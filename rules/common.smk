@@ -4,6 +4,10 @@ import re
 import sys
 
 from weightscape.config import ConfigError, validated_settings
+from weightscape.scheduler_wakeups import one_pending_wakeup
+
+# Snakemake's scheduler, left alone, wakes once a second per job started so far (weightscape.scheduler_wakeups)
+one_pending_wakeup()
 
 
 def resolve_shipped_paths(config):
