@@ -61,3 +61,25 @@ def test_a_real_run_keeps_one_timer_and_finishes_every_job():
     # as is: a timer chain per job started or finished (16 sleeping jobs); fixed: the main thread, the executor's
     # workers and at most one timer
     assert threads["snakemake as is"] >= 16 and threads["one pending wake-up"] <= 8, threads
+
+
+PARSE_AND_REPORT = """
+import sys
+from snakemake.cli import main
+from snakemake.scheduling.job_scheduler import JobScheduler
+try:
+    main(["--snakefile", sys.argv[1], "--directory", sys.argv[2], "--list-rules", "--quiet"])
+except SystemExit as exit:
+    assert not exit.code, exit.code
+print(JobScheduler._schedule_reevalutation.__module__)
+"""
+
+
+def test_the_pipelines_snakefile_installs_the_fix(tmp_path):
+    """Parsing the pipeline's Snakefile (rules/common.smk) puts the fix on Snakemake's scheduler in its own process:
+    without that line the runs would keep their timer chains and no other test would notice."""
+    (tmp_path / "config.yaml").write_bytes((REPO / "config.yaml").read_bytes())
+    result = subprocess.run([sys.executable, "-c", PARSE_AND_REPORT, str(REPO / "Snakefile"), str(tmp_path)],
+                            check=False, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "weightscape.scheduler_wakeups", result.stdout
