@@ -131,6 +131,9 @@ def test_idle_finetune_reruns_a_job_as_the_run_did_and_leaves_the_run_as_it_was(
     assert row["floor"] == pytest.approx(sum(bracket) / 2)
     assert row["drift"] == pytest.approx(abs(bracket[1] / bracket[0] - 1))
     assert row["outside"] == pytest.approx(wall - phases["train"] - phases["evaluate"])
+    # one repeat: its paired ratio is its job against its own bracket and augmentation
+    assert row["paired_ratios"] == [pytest.approx(wall / (row["floor"] + row["augment"]))]
+    assert row["paired_ratio"] == row["paired_ratios"][0] == pytest.approx(row["ratio_with_augment"])
     # the run as it was: same bytes, same times, nothing to rerun
     assert {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in files} == before
     dry = snakemake(workdir, "-n", "--cores", "2", "--configfile", str(config))
