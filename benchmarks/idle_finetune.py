@@ -193,7 +193,7 @@ def report(rows: dict, args) -> None:
               f"{phases['evaluate']:>7.2f}{outside:>9.2f}" +
               (f"{augment:>9.2f}{out[key]['ratio_with_augment']:>9.3f}" if augment is not None else f"{'-':>9}{'-':>9}")
               + f"{drift:>7.1%}  {str(all(r['identical'])):<12}"
-              f"{median(paired):.3f} ({min(paired):.3f}-{max(paired):.3f})")
+              f"{out[key]['paired_ratio']:.3f} ({min(paired):.3f}-{max(paired):.3f})")
     walls, floors = sum(o["wall"] for o in out.values()), sum(o["floor"] for o in out.values())
     print(f"{'all':<{width}}{walls:>8.2f}{floors:>9.2f}{walls / floors:>11.3f}   worst wall/floor "
           f"{max(o['ratio'] for o in out.values()):.3f}, worst outside {max(o['outside'] for o in out.values()):.2f} s"
