@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from weightscape.data.sources import SOURCES
-from weightscape.diversity import (class_balanced_sample, diversity_table, embed, measure_diversity, pixel_vendi,
-                                   vendi_score, weighted_vendi)
+from weightscape.diversity import (REFERENCE_DRAW, class_balanced_sample, diversity_table, embed, measure_diversity,
+                                   pixel_vendi, same_class_draw, vendi_score, weighted_vendi)
 from weightscape.io import write_json
 from weightscape.models import build_model, insert_dropout
 from weightscape.inputs import InputSpec, to_model_inputs
@@ -226,10 +226,28 @@ def test_measure_diversity_baseline_and_noise(fashion, lite0):
     assert set(base) == {"n", "vendi_pixel", "vendi_embedding", "rho", "vendi_weighted"} and base["n"] == 100
     index = class_balanced_sample(fashion.train_labels, 100, seed=0)
     assert np.array_equal(seen[0], fashion.train_images[index])  # the class-balanced sample reaches make_view
-    assert base["rho"] == pytest.approx(1.0) and base["vendi_weighted"] == pytest.approx(base["vendi_embedding"])
+    # rho pairs every image with an independent real image of its class, so the real-only set's rho is below 1
+    # too (the spread within a class); the weighted score is embedding VS x rho for every condition alike
+    reference = same_class_draw(fashion.train_labels, fashion.train_labels[index], [0, REFERENCE_DRAW])
+    assert not np.array_equal(reference, index)
+    assert np.array_equal(fashion.train_labels[reference], fashion.train_labels[index])
+    real = embed(built.module, built.classifier_name, to_model_inputs(fashion.train_images[reference], spec))
+    mine = embed(built.module, built.classifier_name, to_model_inputs(seen[0], spec))
+    assert base["rho"] == pytest.approx(weighted_vendi(real, mine)["rho"]) and 0.3 < base["rho"] < 0.99
+    assert base["vendi_weighted"] == pytest.approx(base["vendi_embedding"] * base["rho"])
     assert base["vendi_pixel"] == pytest.approx(pixel_vendi(pixels_01(seen[0], spec)))
     assert 1.0 < base["vendi_pixel"] < base["vendi_embedding"] < 100
     noisy = measure_diversity(*args, noise_view(0.05, spec), sample_size=100, seed=0)
     assert noisy == measure_diversity(*args, noise_view(0.05, spec), sample_size=100, seed=0)  # seeded
-    assert 0.0 < noisy["rho"] < 1.0
+    assert 0.0 < noisy["rho"] < base["rho"]  # noisy views lie farther from real images of their class
     assert noisy["vendi_weighted"] == pytest.approx(noisy["vendi_embedding"] * noisy["rho"])
+
+
+def test_same_class_draw_matches_the_target_row_by_row():
+    labels = np.repeat(np.arange(3), 10)
+    target = np.array([2, 0, 0, 1, 2, 2])
+    draw = same_class_draw(labels, target, [1, 1])
+    assert np.array_equal(labels[draw], target) and len(set(draw)) == len(draw)
+    assert np.array_equal(draw, same_class_draw(labels, target, [1, 1]))
+    with pytest.raises(ValueError, match="class 0 has 10 images, fewer than the 11"):
+        same_class_draw(labels, np.zeros(11, int), 0)

@@ -133,7 +133,8 @@ def embed(model: nn.Module, classifier_name: str, inputs: torch.Tensor, batch_si
 
 
 def weighted_vendi(real: np.ndarray, augmented: np.ndarray) -> dict[str, float]:
-    """Embedding VS of `augmented`, rho and their product, for embeddings of the SAME images (rows aligned).
+    """Embedding VS of `augmented`, rho and their product, for row-aligned embeddings (`measure_diversity` pairs
+    each row with a real image of the same class).
 
     rho = <R, A>_F / (||R||_F ||A||_F): how close the augmented embeddings stay to the real ones; 1 when they are
     identical, so the weighted VS discounts diversity that comes from drifting away from the real data.
@@ -150,9 +151,10 @@ def weighted_vendi(real: np.ndarray, augmented: np.ndarray) -> dict[str, float]:
     return {"vendi_embedding": vs, "rho": rho, "vendi_weighted": vs * rho}
 
 
-def class_balanced_sample(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
+def class_balanced_sample(labels: np.ndarray, size: int, seed) -> np.ndarray:
     """Sorted indices of `size` images, size // classes per class without replacement; the remainder goes to
-    classes drawn at random (not the first ones, so no class is systematically favoured)."""
+    classes drawn at random (not the first ones, so no class is systematically favoured). `seed`: an int or a
+    sequence of ints (numpy.random.default_rng)."""
     labels = np.asarray(labels)
     classes = np.unique(labels)
     if size < 1 or len(classes) == 0:
@@ -169,6 +171,34 @@ def class_balanced_sample(labels: np.ndarray, size: int, seed: int) -> np.ndarra
     return np.sort(np.concatenate(picks))
 
 
+def same_label_order(labels: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """A permutation of `labels`'s positions whose labels read exactly like `target` (same class counts)."""
+    if sorted(labels.tolist()) != sorted(target.tolist()):
+        raise ValueError("the two samples have different class counts")
+    order = np.empty(len(target), np.int64)
+    for label in np.unique(target):
+        order[target == label] = np.flatnonzero(labels == label)
+    return order
+
+
+def same_class_draw(labels: np.ndarray, target: np.ndarray, seed) -> np.ndarray:
+    """Indices into `labels` of a seeded draw without replacement whose labels read exactly like `target`, row by
+    row (the same class counts, in the same order)."""
+    rng = np.random.default_rng(seed)
+    labels, target = np.asarray(labels), np.asarray(target)
+    out = np.empty(len(target), np.int64)
+    for label in np.unique(target):
+        rows, pool = np.flatnonzero(target == label), np.flatnonzero(labels == label)
+        if len(rows) > len(pool):
+            raise ValueError(f"class {label} has {len(pool)} images, fewer than the {len(rows)} a draw needs")
+        out[rows] = rng.choice(pool, len(rows), replace=False)
+    return out
+
+
+#: the second entropy word of a draw's reference sample: an independent class-balanced draw of real images
+REFERENCE_DRAW = 1
+
+
 def measure_diversity(images_uint8_nhwc: np.ndarray, labels: np.ndarray, model: nn.Module, classifier_name: str,
                       spec: InputSpec, make_view: Callable[[np.ndarray, torch.Generator], torch.Tensor],
                       sample_size: int, seed: int) -> dict:
@@ -179,22 +209,26 @@ def measure_diversity(images_uint8_nhwc: np.ndarray, labels: np.ndarray, model: 
     - pixel VS: on the views de-normalized back to [0, 1] pixels. Cosine similarity is not invariant to the
       per-channel (x - mean) / std shift, so normalized pixels would make the pixel VS depend on which model's
       mean/std is used; [0, 1] pixels make it a property of the data only.
-    - embedding VS: on embed(model, views); rho against the embeddings of the clean views
-      (`to_model_inputs` of the same images), rows aligned.
+    - embedding VS: on embed(model, views); rho against the embeddings of an INDEPENDENT class-balanced draw of
+      real images (seeded with (seed, REFERENCE_DRAW)), each row paired with a real image of the same class. A
+      view is never compared with its own clean image: rho then measures how far the condition's images lie from
+      real images of their class, for every condition on the same footing - the baseline's rho is below 1 too
+      (the spread of real images within a class), and a real + synthetic mix is compared with real draws exactly
+      as the real-only set is.
     """
+    labels = np.asarray(labels)
     index = class_balanced_sample(labels, sample_size, seed)
     images = np.asarray(images_uint8_nhwc)[index]
     views = make_view(images, torch.Generator().manual_seed(seed))
     expected = (len(images), 3, spec.image_size, spec.image_size)
     if tuple(views.shape) != expected:
         raise ValueError(f"make_view returned shape {tuple(views.shape)}, expected {expected}")
-    clean = to_model_inputs(images, spec)
+    reference = same_class_draw(labels, labels[index], [seed, REFERENCE_DRAW])
+    real = to_model_inputs(np.asarray(images_uint8_nhwc)[reference], spec)
     mean = torch.tensor(spec.mean, dtype=views.dtype, device=views.device).view(1, -1, 1, 1)
     std = torch.tensor(spec.std, dtype=views.dtype, device=views.device).view(1, -1, 1, 1)
     augmented_embedding = embed(model, classifier_name, views)
-    # the baseline's views are the clean views: skip the second forward pass
-    same = views.dtype == clean.dtype and views.device == clean.device and torch.equal(views, clean)
-    real_embedding = augmented_embedding if same else embed(model, classifier_name, clean)
+    real_embedding = embed(model, classifier_name, real)
     return {"n": len(images), "vendi_pixel": pixel_vendi(views * std + mean),
             **weighted_vendi(real_embedding, augmented_embedding)}
 

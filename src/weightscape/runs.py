@@ -255,7 +255,7 @@ def condition_diversity(*, train_npz: str | Path, reference: str | Path, referen
 def _diversity_draw(model, classifier: str, spec: InputSpec, images: np.ndarray, labels: np.ndarray,
                     condition: Condition, synthetic_npz, sample_size: int, sample_seed: int, run_seed: int) -> dict:
     """One draw of condition_diversity: the scores of a `sample_seed` sample of the training set of `run_seed`."""
-    from weightscape.diversity import class_balanced_sample, measure_diversity
+    from weightscape.diversity import class_balanced_sample, measure_diversity, same_label_order
 
     source = None
     if condition.mix:
@@ -303,13 +303,3 @@ def measure_run_curvature(*, weights: str | Path, info: str | Path, train_npz: s
              result.trace, result.trace_se, result.n_probes, result.top_eig, result.power_iters,
              "" if result.converged else ", not converged", record["sample_size"])
     return record
-
-
-def same_label_order(labels: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """A permutation of `labels`'s positions whose labels read exactly like `target` (same class counts)."""
-    if sorted(labels.tolist()) != sorted(target.tolist()):
-        raise ValueError("the two samples have different class counts")
-    order = np.empty(len(target), np.int64)
-    for label in np.unique(target):
-        order[target == label] = np.flatnonzero(labels == label)
-    return order
