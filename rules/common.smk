@@ -3,6 +3,7 @@ import os
 import re
 import sys
 
+from weightscape.answer import TABLES as ANSWER_TABLE_NAMES
 from weightscape.config import ConfigError, validated_settings
 from weightscape.scheduler_wakeups import one_pending_wakeup
 
@@ -131,22 +132,8 @@ FIGURES = [
     "accuracy_vs_vendi",
     "dose_response",
 ]
-# the tables of the across-seed answer (weightscape.answer.TABLES), results/answer/<name>.csv
-ANSWER_TABLES = [
-    "verdicts",
-    "claims",
-    "effects",
-    "family_effects",
-    "noise",
-    "regularizers",
-    "curves",
-    "placement",
-    "comparison",
-    "claim1",
-    "claim2",
-    "additivity",
-    "curvature",
-]
+# the tables of the across-seed answer, results/answer/<name>.csv (their one home: weightscape.answer)
+ANSWER_TABLES = list(ANSWER_TABLE_NAMES)
 
 
 CURVATURE = config["curvature"]["enabled"]

@@ -1,5 +1,5 @@
-"""weightscape.answer building blocks against hand-computed values: the t-interval, TOST, Benjamini-Hochberg,
-the isotonic fit, correlations with their intervals, margins, the pooled noise floor, the bootstrap weighting and
+"""weightscape.answer building blocks against hand-computed values: the t-interval, TOST, Benjamini-Hochberg and
+the intervals that agree with it, the moderated t and its prior, margins, the paired noise, the placement text and
 every branch of the verdict rule."""
 
 import math
@@ -8,13 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import special, stats
-from sklearn.isotonic import IsotonicRegression
 
-from weightscape.answer import VERDICT_RULE, settings
-from weightscape.answer import claims as C
 from weightscape.answer import dose as D
+from weightscape.answer import inference as I
 from weightscape.answer import seeds as SD
-from weightscape.answer.verdict import NO_EFFECT, Facts, decide
+from weightscape.answer import settings
+from weightscape.answer.seeds import BEYOND_MARGIN, DETECTED, DETECTED_SMALL, UNDECIDED, WITHIN_MARGIN
+from weightscape.answer.verdict import INCONCLUSIVE, LIKE, NO_EFFECT, SMALL, Facts, decide
 
 X = np.array([0.1, 0.3, -0.2, 0.4, 0.05])
 
@@ -25,16 +25,16 @@ def t_cdf(t, df):
     return 1 - tail if t > 0 else tail
 
 
-# ----------------------------------------------------------------------------------------------- tests across seeds
+# ----------------------------------------------------------------------------------------------- plain tests
 def test_t_summary_by_hand():
     n, mean, sd = len(X), X.mean(), X.std(ddof=1)
     se = sd / math.sqrt(n)
     q = stats.t.ppf(0.975, n - 1)
-    s = SD.t_summary(X)
-    assert s["mean"] == pytest.approx(mean) and s["sd"] == pytest.approx(sd)
+    s = I.t_summary(X)
+    assert s["mean"] == pytest.approx(mean) and s["sd"] == pytest.approx(sd) and s["d_z"] == pytest.approx(mean / sd)
     assert (s["ci_low"], s["ci_high"]) == pytest.approx((mean - q * se, mean + q * se))
     assert s["p"] == pytest.approx(2 * (1 - t_cdf(abs(mean / se), n - 1)))
-    assert np.isnan(SD.t_summary([1.0])["ci_low"]) and np.isnan(SD.t_summary([2.0, 2.0])["p"])
+    assert np.isnan(I.t_summary([1.0])["ci_low"]) and np.isnan(I.t_summary([2.0, 2.0])["p"])
 
 
 def test_tost_by_hand():
@@ -42,146 +42,150 @@ def test_tost_by_hand():
     n, mean, se = len(X), X.mean(), X.std(ddof=1) / math.sqrt(len(X))
     p_lower = 1 - t_cdf((mean + margin) / se, n - 1)  # H0: mu <= -margin
     p_upper = t_cdf((mean - margin) / se, n - 1)  # H0: mu >= +margin
-    r = SD.tost(X, margin, alpha=0.05)
+    r = I.tost(X, margin, alpha=0.05)
     assert r["p_lower"] == pytest.approx(p_lower) and r["p_upper"] == pytest.approx(p_upper)
     assert r["p_tost"] == pytest.approx(max(p_lower, p_upper))
     q = stats.t.ppf(0.95, n - 1)
     assert (r["ci90_low"], r["ci90_high"]) == pytest.approx((mean - q * se, mean + q * se))
-    # equivalent exactly when the 90 % interval lies inside the margin
     assert r["equivalent"] == (-margin < r["ci90_low"] and r["ci90_high"] < margin) == (r["p_tost"] < 0.05)
-    assert not SD.tost(X, 0.2)["equivalent"]
-    assert not SD.tost(X[:1], 0.5)["equivalent"] and not SD.tost(X, np.nan)["equivalent"]
+    assert not I.tost(X, 0.2)["equivalent"]
+    assert not I.tost(X[:1], 0.5)["equivalent"] and not I.tost(X, np.nan)["equivalent"]
 
 
 def test_benjamini_hochberg_by_hand():
     # sorted 0.01, 0.03, 0.04, 0.5 -> 0.04, 0.06, 0.0533, 0.5 -> step-up minimum: 0.04, 0.0533, 0.0533, 0.5
-    adj = SD.bh([0.01, 0.04, 0.03, np.nan, 0.5])
+    adj = I.bh([0.01, 0.04, 0.03, np.nan, 0.5])
     assert adj[[0, 1, 2, 4]] == pytest.approx([0.04, 0.04 * 4 / 3, 0.04 * 4 / 3, 0.5])
     assert np.isnan(adj[3])
 
 
-# ----------------------------------------------------------------------------------------------- monotone fit
-@pytest.mark.parametrize("increasing", [True, False])
-def test_pava_equals_sklearn_isotonic(increasing):
+def test_selection_level_intervals_agree_with_the_bh_decisions_row_by_row():
+    rng = np.random.default_rng(4)
+    samples = [rng.normal(mu, 1.0, 3) for mu in np.r_[np.zeros(20), np.linspace(1, 6, 20)]]
+    p = np.array([stats.ttest_1samp(x, 0).pvalue for x in samples])
+    selected = I.bh(p) < 0.05
+    level = I.selection_level(p, 0.05, fdr=True)
+    assert 0.95 < level < 1 and 0 < selected.sum() < len(p)
+    excludes = np.array([not (lo <= 0 <= hi) for lo, hi in (I.interval(x, level) for x in samples)])
+    assert np.array_equal(excludes, selected)  # an interval excludes 0 exactly when its row is detected
+    assert I.selection_level(p, 0.05, fdr=False) == pytest.approx(0.95)
+    assert I.selection_level(p, 0.05, fdr=False, two_sided=False) == pytest.approx(0.90)
+
+
+# ----------------------------------------------------------------------------------------------- moderated t
+def test_moderated_t_by_hand():
+    prior = I.Prior(df=4.0, var=0.09)
+    x = np.array([0.5, 0.1, 0.3])
+    s2, d = x.var(ddof=1), 2
+    var = (4 * 0.09 + d * s2) / (4 + d)
+    assert var >= s2  # this row's own variance is below the prior's pull, so it is moderated
+    se = math.sqrt(var / 3)
+    r = I.moderated_tests(x, prior, margin=0.6)
+    assert r["df"] == 6 and r["se"] == pytest.approx(se) and r["t"] == pytest.approx(x.mean() / se)
+    assert r["p"] == pytest.approx(2 * (1 - t_cdf(x.mean() / se, 6)))
+    q = stats.t.ppf(0.975, 6) * se
+    assert (r["ci_low"], r["ci_high"]) == pytest.approx((x.mean() - q, x.mean() + q))
+    p_tost = max(1 - t_cdf((x.mean() + 0.6) / se, 6), t_cdf((x.mean() - 0.6) / se, 6))
+    assert r["p_tost"] == pytest.approx(p_tost)
+    # a row noisier than the prior keeps its own variance and its own n - 1 degrees of freedom
+    noisy = np.array([3.0, -2.0, 1.0])
+    r = I.moderated_tests(noisy, prior)
+    assert r["df"] == 2 and r["se"] == pytest.approx(noisy.std(ddof=1) / math.sqrt(3))
+    # without a prior: the plain one-sample t-test
+    assert I.moderated_tests(X, I.Prior())["p"] == pytest.approx(stats.ttest_1samp(X, 0).pvalue)
+    # a scale multiplies the prior variance (a curve point between two levels: 3/4 of an effect's)
+    r = I.moderated_tests(x, prior, scale=0.75)
+    assert r["se"] == pytest.approx(math.sqrt(max((4 * 0.75 * 0.09 + d * s2) / 6, s2) / 3))
+
+
+def test_variance_prior_recovers_a_known_scaled_inverse_chi_square():
+    rng = np.random.default_rng(0)
+    d0, s0 = 10.0, 0.5
+    true_var = d0 * s0 ** 2 / rng.chisquare(d0, 4000)  # each row's own variance, drawn from the prior
+    s2 = true_var * rng.chisquare(2, 4000) / 2  # its sample variance with 2 df (3 seeds)
+    prior = I.variance_prior(s2, 2)
+    assert prior.df == pytest.approx(d0, rel=0.25) and math.sqrt(prior.var) == pytest.approx(s0, rel=0.1)
+    # equal variances: d0 reaches its cap, the pooled degrees of freedom
+    same = I.variance_prior(rng.chisquare(2, 50) / 2, 2)
+    assert same.df == 100 and math.sqrt(same.var) == pytest.approx(1.0, rel=0.2)
+    assert I.variance_prior([0.1, 0.2], 2).df == 0  # too few rows: no prior
+
+
+def test_moderated_intervals_cover_at_three_seeds_under_heterogeneous_noise():
+    """90 % of conditions share one noise, 10 % have 5x it; 3 seeds: every row's interval covers its mean >= 94 %."""
     rng = np.random.default_rng(1)
-    for _ in range(20):
-        y = rng.normal(size=6) + (1 if increasing else -1) * np.arange(6) * 0.3
-        ref = IsotonicRegression(increasing=increasing).fit_transform(np.arange(6), y)
-        assert D.pava(y, increasing) == pytest.approx(ref)
-
-
-def test_monotone_picks_the_better_direction():
-    fitted, up = D.monotone([3.0, 2.0, 2.5, 0.0])
-    assert not up and fitted == pytest.approx([3.0, 2.25, 2.25, 0.0])
-    assert D.monotone([0.0, 1.0, 0.5, 2.0])[1]
-
-
-# ----------------------------------------------------------------------------------------------- correlations
-def test_pearson_by_textbook_formula_and_fisher_interval():
-    x = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
-    y = np.array([2.0, 1.0, 4.0, 3.0, 7.0, 5.0])
-    dx, dy = x - x.mean(), y - y.mean()
-    r = (dx * dy).sum() / math.sqrt((dx ** 2).sum() * (dy ** 2).sum())
-    z, se = math.atanh(r), 1 / math.sqrt(len(x) - 3)
-    out = C.correlation(x, y, n_boot=500, seed=0)
-    assert out["pearson_r"] == pytest.approx(r)
-    assert (out["pearson_ci_low"], out["pearson_ci_high"]) == pytest.approx(
-        (math.tanh(z - 1.959964 * se), math.tanh(z + 1.959964 * se)), abs=1e-5)
-    rx, ry = stats.rankdata(x), stats.rankdata(y)
-    assert out["spearman_rho"] == pytest.approx(np.corrcoef(rx, ry)[0, 1])
-    assert out["spearman_ci_low"] <= out["spearman_rho"] <= out["spearman_ci_high"]
-    assert (out["spearman_ci_low"], out["spearman_ci_high"]) == C.spearman_ci(x, y, 500, 0)  # seeded
-    assert np.isnan(C.correlation(x[:2], y[:2])["pearson_r"])
-    assert np.isnan(C.correlation(x[:3], y[:3])["pearson_ci_low"])
+    sd = np.where(np.arange(200) % 10 == 0, 5.0, 1.0)
+    covered = []
+    for _ in range(60):
+        x = rng.normal(0, sd[:, None], (200, 3))
+        prior = I.variance_prior(x.var(axis=1, ddof=1), 2)
+        r = I.moderated_tests(x, prior)
+        covered.append((r["ci_low"] <= 0) & (0 <= r["ci_high"]))
+    covered = np.array(covered)
+    assert covered.mean() >= 0.94 and covered[:, sd == 5.0].mean() >= 0.90
 
 
 # ----------------------------------------------------------------------------------------------- cube, noise, margins
-def tiny_cube(per_seed_delta):
+def tiny_cube(per_seed_delta, value=10.0):
     """A cube with one layer and one metric; per_seed_delta = {condition: (family, [Delta per seed])}; relative =
-    Delta minus the baseline's Delta of the same seed."""
+    Delta minus the baseline's Delta of the same seed; every run's own value `value`."""
     conds = list(per_seed_delta)
     delta = np.array([v[1] for v in per_seed_delta.values()], dtype=float)[:, :, None, None]
     rel = delta - delta[conds.index("baseline")]
     return SD.Cube(conds, {c: v[0] for c, v in per_seed_delta.items()}, list(range(delta.shape[1])), ["L"],
-                   ["alpha"], rel, delta)
+                   ["alpha"], rel, delta, np.full(delta.shape, value))
 
 
-def test_pooled_noise_floor_by_hand():
-    cube = tiny_cube({"baseline": ("baseline", [1.0, 2.0, 3.0]), "drop": ("dropout", [2.0, 2.0, 5.0])})
-    n = SD.noise_floor(cube).iloc[0]
-    assert n["noise_sd_baseline"] == pytest.approx(1.0)
-    ss = (1 + 0 + 1) + (1 + 1 + 4)  # squared deviations from 2 and from 3
-    assert n["noise_sd_pooled"] == pytest.approx(math.sqrt(ss / 4)) and n["df_pooled"] == 4
-    assert SD.noise_floor(cube, "baseline").iloc[0]["noise_sd"] == pytest.approx(1.0)
+def test_paired_noise_by_hand():
+    cube = tiny_cube({"baseline": ("baseline", [1.0, 2.0, 3.0]), "drop": ("dropout", [2.0, 2.0, 5.0]),
+                      "wd": ("weight_decay", [1.0, 3.0, 3.0])})
+    n = SD.noise_table(cube).iloc[0]
+    # paired effects: drop (1, 0, 2), wd (0, 1, 0): squared deviations 2 and 2/3 over 4 df
+    assert n["noise_sd"] == pytest.approx(math.sqrt((2 + 2 / 3) / 4)) and n["df"] == 4
+    # unpaired: Delta of drop (2, 2, 5) and wd (1, 3, 3): 6 and 8/3 over 4 df
+    assert n["noise_sd_unpaired"] == pytest.approx(math.sqrt((6 + 8 / 3) / 4))
+    assert n["baseline_change"] == pytest.approx(2.0) and n["baseline_value"] == pytest.approx(10.0)
 
 
-def test_margin_rules():
-    cube = tiny_cube({"baseline": ("baseline", [1.0, 2.0, 3.0]), "drop": ("dropout", [5.0, 6.0, 7.0])})
-    noise = SD.noise_floor(cube)  # pooled SD 1, strongest regularizer effect |mean relative| = 4
-    assert SD.margins(0.3, cube, noise)["margin"].iat[0] == 0.3
-    assert SD.margins({"noise": 2.0}, cube, noise)["margin"].iat[0] == pytest.approx(2.0)
-    assert SD.margins({"relative_to": "noise", "factor": 3}, cube, noise)["margin"].iat[0] == pytest.approx(3.0)
-    assert SD.margins({"default": {"regularizers": 0.25, "noise": 0.5}}, cube, noise)["margin"].iat[0] == \
-        pytest.approx(1.0)
-    assert SD.margins({"default": 9, "alpha": {"regularizers": 0.5}}, cube, noise)["margin"].iat[0] == \
-        pytest.approx(2.0)
-    with pytest.raises(ValueError, match="keys are 'noise' and/or 'regularizers'"):
-        SD.margins({"default": {"noize": 1}}, cube, noise)
-    with pytest.raises(ValueError, match="unknown metric"):
-        SD.margins({"default": 1, "alpah": 1}, cube, noise)
+def test_margin_rules_are_fixed_before_the_effects():
+    noise = pd.DataFrame({"metric": ["alpha", "log_norm"], "baseline_value": [3.0, 2.0]})
+    m = SD.margins({"relative": 0.05}, noise).set_index("metric")["margin"]
+    assert m["alpha"] == pytest.approx(0.15) and m["log_norm"] == pytest.approx(math.log10(1.05))
+    m = SD.margins({"default": {"relative": 0.1}, "alpha": 0.3}, noise, scale=2).set_index("metric")["margin"]
+    assert m["alpha"] == pytest.approx(0.6) and m["log_norm"] == pytest.approx(2 * math.log10(1.1))
+    assert SD.margins({"default": {"absolute": 0.2}, "hessian_trace": 1}, noise)["margin"].tolist() == [0.2, 0.2]
+    with pytest.raises(ValueError, match=r"stats.equivalence_margin.alpha: .* is not a margin rule"):
+        SD.margins({"default": {"noise": 1}}, noise)
+    with pytest.raises(ValueError, match="no rule for metric log_norm"):
+        SD.margins({"alpha": 0.1}, noise)
 
 
-def test_bootstrap_weights_equal_an_explicit_resample():
-    rng = np.random.default_rng(0)
-    R = rng.normal(size=(3, 4, 5, 2))
-    R[0, 1, 2, 0] = np.nan
-    ok = np.isfinite(R)
-    seeds, layers = np.array([0, 0, 3, 1]), np.array([4, 2, 2, 0, 1])
-    w = np.bincount(layers, minlength=5).astype(float)
-    v = np.bincount(seeds, minlength=4).astype(float)
-    explicit = np.nanmean(np.nanmean(R[:, seeds][:, :, layers], axis=2), axis=1)
-    assert D._estimate(R, ok, w, v) == pytest.approx(explicit)
-
-
-def test_settings_reject_unknown_keys():
+def test_settings_defaults_and_unknown_keys():
     assert settings({"claim1": {"score": "vendi_pixel"}})["claim1"]["min_conditions"] == 4
     with pytest.raises(ValueError, match=r"stats.claim1.scores: unknown key"):
         settings({"claim1": {"scores": "x"}})
-    assert settings()["equivalence_margin"] == {"default": {"noise": 1.0, "regularizers": 0.25}}
+    assert settings()["equivalence_margin"] == {"default": {"relative": 0.05}}
+    with pytest.raises(ValueError, match="stats.equivalence_margin"):
+        settings({"equivalence_margin": {"default": {"regularizers": 0.25}}})
 
 
-# ----------------------------------------------------------------------------------------------- the rule
-M = ("alpha", "log_norm")
-BOTH = {"dropout": ("alpha",), "weight_decay": ("log_norm",)}
+def test_states_of_an_effect():
+    assert SD.state(True, False, True) == BEYOND_MARGIN and SD.state(True, False, False) == DETECTED
+    assert SD.state(True, True, False) == DETECTED_SMALL and SD.state(False, True, False) == WITHIN_MARGIN
+    assert SD.state(False, False, False) == UNDECIDED
 
 
-def facts(**kw):
-    base = dict(n_seeds=5, metrics=M, moved=("alpha",), equivalent=(), measurable=BOTH, difference_ci=(0.5, 1.0),
-                about={"dropout": "p = 0.31", "weight_decay": "lambda = 1.0e-03"})
-    return Facts(**{**base, **kw})
-
-
-@pytest.mark.parametrize("kw, verdict, reason", [
-    (dict(n_seeds=2), "inconclusive", "fewer than 3 seeds (n = 2)"),
-    (dict(equivalent=M, moved=()), NO_EFFECT, "equivalent to 0"),
-    (dict(moved=(), equivalent=("alpha",)), "inconclusive",
-     "no metric moves measurably, but equivalence within the margin is not shown on log norm"),
-    (dict(measurable={"weight_decay": ("log_norm",)}), "inconclusive", "no dropout levels in the grid"),
-    (dict(difference_ci=(np.nan, np.nan)), "inconclusive", "no confidence interval"),
-    (dict(difference_ci=(-0.1, 0.4)), "inconclusive", "do not separate"),
-    (dict(moved=("alpha", "log_norm")), "inconclusive", "nearer dropout, but dropout does not move log norm"),
-    (dict(), "like dropout (about p = 0.31)", "nearer dropout"),
-    (dict(moved=("log_norm",), difference_ci=(-1.0, -0.2)), "like weight decay (about lambda = 1.0e-03)",
-     "nearer weight decay"),
+# ----------------------------------------------------------------------------------------------- placement text
+@pytest.mark.parametrize("args, text", [
+    (("dropout", D.WITHIN, 0.42, 0.3, 0.55), "p = 0.42 (0.30 to 0.55)"),
+    (("dropout", D.BELOW, np.nan, 0.0, 0.3), "p < 0.30"),
+    (("weight_decay", D.AT_END, 5e-3, 1e-3, np.inf), "lambda >= 1.0e-03"),
+    (("dropout", D.WITHIN, 0.4, 0.0, np.inf), "compatible with every level"),
+    (("dropout", D.OFF_CURVE, np.nan, np.nan, np.nan), "off the curve"),
+    (("dropout", D.BEYOND, np.nan, 0.7, np.inf), "beyond the largest level (p > 0.70)"),
 ])
-def test_every_branch_of_the_rule(kw, verdict, reason):
-    v, r = decide(facts(**kw))
-    assert v == verdict and reason in r
-
-
-def test_rule_text_is_the_function_docstring():
-    assert VERDICT_RULE.startswith("The verdict of a data condition")
-    assert "(7) Else" in VERDICT_RULE and "never beyond the measured levels" in VERDICT_RULE
+def test_a_level_is_a_point_only_when_its_interval_is_bounded(args, text):
+    assert D.placement_text(*args) == text
 
 
 def test_condition_levels_from_runs():
@@ -189,3 +193,39 @@ def test_condition_levels_from_runs():
     assert D.condition_levels(runs).to_dict() == {"dropout_0.1": 0.1}
     with pytest.raises(ValueError, match="lacks column"):
         D.condition_levels(runs.drop(columns="level"))
+
+
+# ----------------------------------------------------------------------------------------------- the rule
+M = ("alpha", "log_norm")
+BOTH = ("dropout", "weight_decay")
+
+
+def facts(**kw):
+    base = dict(n_seeds=3, states={"alpha": BEYOND_MARGIN, "log_norm": WITHIN_MARGIN}, present=BOTH,
+                on_curve={"dropout": True, "weight_decay": False}, off_curve={"dropout": False, "weight_decay": True},
+                text={"dropout": "p = 0.31 (0.2 to 0.4)", "weight_decay": "off the curve"})
+    return Facts(**{**base, **kw})
+
+
+@pytest.mark.parametrize("kw, verdict, reason", [
+    (dict(n_seeds=2), INCONCLUSIVE, "fewer than 3 seeds (n = 2)"),
+    (dict(states={"alpha": WITHIN_MARGIN, "log_norm": WITHIN_MARGIN}), NO_EFFECT, "none detected; within the margin"),
+    (dict(states={"alpha": DETECTED_SMALL, "log_norm": WITHIN_MARGIN}), SMALL, "detected on alpha; within the margin"),
+    (dict(states={"alpha": DETECTED, "log_norm": WITHIN_MARGIN}), INCONCLUSIVE,
+     "detected on alpha, but not shown to exceed the margin"),
+    (dict(states={"alpha": UNDECIDED, "log_norm": WITHIN_MARGIN}), INCONCLUSIVE,
+     "none detected, and within the margin not shown on alpha"),
+    (dict(present=("weight_decay",)), INCONCLUSIVE, "no dropout levels in the grid"),
+    (dict(), LIKE["dropout"], "on the dropout curve (p = 0.31 (0.2 to 0.4)); every point of the weight decay curve"),
+    (dict(on_curve={"dropout": False, "weight_decay": True}, off_curve={"dropout": True, "weight_decay": False}),
+     LIKE["weight_decay"], "every point of the dropout curve rejected"),
+    (dict(off_curve={"dropout": False, "weight_decay": False}), INCONCLUSIVE,
+     "on the dropout curve, but the weight decay curve is not rejected everywhere"),
+    (dict(on_curve={"dropout": True, "weight_decay": True}), INCONCLUSIVE, "equivalent within the margin to points "
+                                                                           "of both curves"),
+    (dict(on_curve={}, off_curve={"dropout": True, "weight_decay": True}), INCONCLUSIVE, "off both curves"),
+    (dict(on_curve={}, off_curve={}), INCONCLUSIVE, "not shown equivalent to either curve"),
+])
+def test_every_branch_of_the_rule(kw, verdict, reason):
+    v, r = decide(facts(**kw))
+    assert v == verdict and reason in r, (v, r)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from weightscape import plots, report
+from weightscape import answer_plots, plots, report
 from weightscape.stats import outcome_tests
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -199,7 +199,7 @@ def test_fmt_p():
     assert report.fmt_p(0.04999) == "0.050" and report.fmt_p(2.5e-6) == "2.5e-06" and report.fmt_p(np.nan) == "n/a"
 
 
-def test_dose_response_places_the_conditions_on_the_regularizers_curves(tmp_path):
+def test_dose_response_draws_a_condition_only_where_it_is_placed(tmp_path):
     rows = []
     for family, levels in (("dropout", (0.1, 0.3, 0.5)), ("weight_decay", (1e-4, 1e-3))):
         for level in levels:
@@ -208,19 +208,26 @@ def test_dose_response_places_the_conditions_on_the_regularizers_curves(tmp_path
                 effect = -level if family == "dropout" else -0.01 * (4 + x)
                 rows.append(dict(family=family, metric=metric, condition=f"{family}_{level:g}", level=level, x=x,
                                  axis="log10" if family == "weight_decay" else "linear", n_seeds=3, effect=effect,
-                                 ci_low=effect - 0.01, ci_high=effect + 0.01, fitted=effect))
+                                 ci_low=effect - 0.01, ci_high=effect + 0.01, ci_level=0.98,
+                                 moves=not (family == "dropout" and metric == "log_norm")))
     curves = pd.DataFrame(rows)
     placement = pd.DataFrame([
         dict(condition="autoaugment", regularizer="dropout", level=0.3, position="within the measured levels",
-             level_ci_low=0.2, level_ci_high=0.4),
+             level_ci_low=0.2, level_ci_high=0.4, text="p = 0.30 (0.20 to 0.40)"),
         dict(condition="autoaugment", regularizer="weight_decay", level=np.nan,
-             position="below the smallest level", level_ci_low=0.0, level_ci_high=1e-4)])
-    effects = pd.DataFrame([dict(condition="autoaugment", metric=m, mean=-0.3) for m in ("alpha", "log_norm")])
+             position="below the smallest level", level_ci_low=0.0, level_ci_high=1e-4, text="lambda < 1.0e-04"),
+        dict(condition="augmix", regularizer="dropout", level=0.3, position="within the measured levels",
+             level_ci_low=0.0, level_ci_high=np.inf, text="compatible with every level"),
+        dict(condition="augmix", regularizer="weight_decay", level=np.nan, position="off the curve",
+             level_ci_low=np.nan, level_ci_high=np.nan, text="off the curve")])
+    effects = pd.DataFrame([dict(condition=c, metric=m, mean=-0.3, ci_low=-0.35, ci_high=-0.25)
+                            for c in ("autoaugment", "augmix") for m in ("alpha", "log_norm")])
     out = tmp_path / "dose_response.png"
-    caption = plots.dose_response(curves, placement, effects, out)
-    _check(out, caption, "autoaugment on the dropout axis: 0.3 (within the measured levels, CI 0.2 to 0.4)")
-    assert "across 3 seeds" in caption and "below the smallest level" in caption
-    empty = plots.dose_response(curves.iloc[:0], placement.iloc[:0], effects.iloc[:0], tmp_path / "none.png")
+    caption = answer_plots.dose_response(curves, placement, effects, out)
+    _check(out, caption, "autoaugment on dropout: p = 0.30 (0.20 to 0.40)")
+    assert "autoaugment on weight decay: lambda < 1.0e-04" in caption and "augmix" not in caption
+    assert "across 3 seeds with 98% intervals" in caption
+    empty = answer_plots.dose_response(curves.iloc[:0], placement.iloc[:0], effects.iloc[:0], tmp_path / "none.png")
     assert "no dropout or weight-decay levels" in empty
 
 

@@ -9,7 +9,7 @@ with job_logging(snakemake.log[0]):
     import numpy as np
     import pandas as pd
 
-    from weightscape import plots
+    from weightscape import answer_plots, plots
     from weightscape.answer import read_table
     from weightscape.tables import path_identity
 
@@ -28,7 +28,7 @@ with job_logging(snakemake.log[0]):
     plots.quadrant(deltas, out.quadrant)
     plots.outcome_bars(runs, out.outcome_bars)
     plots.accuracy_vs_vendi(runs, pd.read_csv(snakemake.input.diversity), out.accuracy_vs_vendi)
-    plots.dose_response(read_table(snakemake.input.curves), read_table(snakemake.input.placement),
+    answer_plots.dose_response(read_table(snakemake.input.curves), read_table(snakemake.input.placement),
                         read_table(snakemake.input.answer_effects), out.dose_response)
     if "curvature" in out.keys():
         plots.curvature(runs, out.curvature)

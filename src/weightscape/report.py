@@ -14,8 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .answer import VERDICT_RULE
-from .answer.verdict import about
+from .answer import verdict
 from .io import atomic_path
 from .names import ALL_LAYERS, BASELINE, LOWER_IS_BETTER, OUTCOMES, REGULARIZERS, nice
 
@@ -164,33 +163,79 @@ def _fidelity_section(fidelity: pd.DataFrame | None) -> list[str]:
     return out + [""]
 
 
-def _claim_line(row: pd.Series, title: str) -> str:
-    return (f"- **{title}: {row['statement']}** ({row['reason']}; {int(row['n_conditions'])} condition(s), "
-            f"{int(row['n_seeds'])} seeds).")
+def _interval_text(mean, low, high) -> str:
+    """'0.812 (0.801 to 0.823)'; the point alone where there is no interval."""
+    if not np.isfinite(low):
+        return _g(mean)
+    return f"{_g(mean)} ({_g(low)} to {_g(high)})"
 
 
-def _family_line(family: str, effects: pd.DataFrame, regularizers: pd.DataFrame) -> str:
-    """One family: whether it moves each metric measurably (regularizers) and its across-seed effect per metric."""
-    bits = []
-    for _, r in effects[effects["family"] == family].iterrows():
-        excl = r["ci_low"] > 0 or r["ci_high"] < 0
-        bits.append(f"{nice(r['metric'])} {_g(r['mean'])} (95% CI {_g(r['ci_low'])} to {_g(r['ci_high'])}, "
-                    f"{_g(r['effect_in_noise'])} x the noise{'' if excl else ', includes 0'})")
-    said = _regularizer_statements(regularizers[regularizers["family"] == family]) if len(regularizers) else []
-    n = int(effects.loc[effects["family"] == family, "n_seeds"].min())
-    return (f"- **{nice(family)}** ({n} seeds): " + ("; ".join(said) + ". Effect: " if said else "")
-            + "; ".join(bits) + ".")
+#: the overview's columns as printed: (header, formatter of one overview row)
+OVERVIEW_COLUMNS = (
+    ("condition", lambda r: f"**{r['condition']}**"),
+    ("family", lambda r: nice(r["family"])),
+    ("verdict", lambda r: r["verdict"]),
+    ("equivalent dropout p (CI)", lambda r: r["dropout"] if isinstance(r["dropout"], str) else ""),
+    ("equivalent lambda (CI)", lambda r: r["weight_decay"] if isinstance(r["weight_decay"], str) else ""),
+    ("ID accuracy", lambda r: _interval_text(r["id_accuracy"], r["id_accuracy_ci_low"], r["id_accuracy_ci_high"])),
+    ("OOD accuracy", lambda r: _interval_text(r["ood_accuracy"], r["ood_accuracy_ci_low"],
+                                              r["ood_accuracy_ci_high"])),
+    ("ECE", lambda r: _interval_text(r["id_ece"], r["id_ece_ci_low"], r["id_ece_ci_high"])),
+)
 
 
-def _regularizer_statements(rows: pd.DataFrame) -> list[str]:
-    """The regularizers table's statements of one family, the metrics it does not move merged into one."""
-    still = rows[(rows["measurable"] == False) & rows["statement"].str.startswith("at these levels")]  # noqa: E712
-    said = [row["statement"] for _, row in rows.iterrows() if row.name not in still.index]
-    if len(still):
-        names = [nice(m) for m in still["metric"]]
-        listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
-        said.insert(0, f"at these levels {nice(still['family'].iat[0])} does not move {listed} measurably")
-    return said
+def overview_table(overview: pd.DataFrame) -> list[str]:
+    """The overview table (weightscape.answer.overview) as markdown lines: one row per condition."""
+    head = [h for h, _ in OVERVIEW_COLUMNS]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for _, r in overview.iterrows():
+        lines.append("| " + " | ".join(str(f(r)) for _, f in OVERVIEW_COLUMNS) + " |")
+    return lines
+
+
+CLAIM_TITLES = {"more diversity, more dropout-like": "Claim 1 - more diversity, more dropout-like",
+                "synthetic data adds diversity and helps OOD": "Claim 2 - synthetic data adds diversity and helps "
+                                                               "out of distribution"}
+
+
+def _sentence(text: str) -> str:
+    text = str(text).strip()
+    return (text[0].upper() + text[1:] + ("" if text.endswith(".") else ".")) if text else ""
+
+
+def _claim_lines(claims: pd.DataFrame) -> list[str]:
+    """Two sentences per paper claim: the statement with its deciding numbers, then what qualifies it."""
+    out = []
+    for _, row in claims.iterrows():
+        detail = row.get("detail", "")
+        detail = detail if isinstance(detail, str) else ""
+        out.append(f"**{CLAIM_TITLES.get(row['claim'], row['claim'])}: {row['statement']}.** "
+                   f"{_sentence(row['reason'])} {_sentence(detail)}".rstrip())
+        out.append("")
+    return out
+
+
+def _sensitivity_line(sensitivity: pd.DataFrame) -> str:
+    """Which verdicts change when every margin is halved or doubled (sensitivity.csv)."""
+    if sensitivity.empty:
+        return ""
+    scales = {c: c.removeprefix("margin_") for c in sensitivity.columns if c.startswith("margin_")}
+    at = ", ".join(scales.values())
+    moving = sensitivity[sensitivity["depends_on_margin"].astype(bool)]
+    if moving.empty:
+        return f"No verdict changes with every margin at {at} its value (sensitivity.csv)."
+    bits = ["{} ({})".format(r["condition"], "; ".join(f"{k}: {r[c]}" for c, k in scales.items()))
+            for _, r in moving.iterrows()]
+    return f"These verdicts depend on the margin (every margin at {at} its value): " + "; ".join(bits) + "."
+
+
+def _moves_lines(regularizers: pd.DataFrame) -> list[str]:
+    """What each regularizer moves, metric by metric (regularizers.csv's statements)."""
+    out = []
+    for family, rows in regularizers.groupby("family", sort=False) if len(regularizers) else []:
+        out.append(f"- **{nice(family)}** ({int(rows['n_seeds'].min())} seeds): "
+                   + "; ".join(rows["statement"]) + ".")
+    return out
 
 
 def _additivity_line(condition: str, rows: pd.DataFrame) -> str:
@@ -203,50 +248,50 @@ def _additivity_line(condition: str, rows: pd.DataFrame) -> str:
 
 def _curvature_line(outcome: str, rows: pd.DataFrame) -> str:
     """One curvature outcome: per family the log10 change relative to the baseline's, across seeds, and each data
-    condition's equivalent strength on the regularizers' dose-response of that outcome."""
+    condition's equivalent strength on the regularizers that move it (nothing is placed on one that does not)."""
     families = rows[rows["level"] == "family"]
-    bits = [f"{nice(r['family'])} {_g(r['mean'])} (95% CI {_g(r['ci_low'])} to {_g(r['ci_high'])}: {r['statement']})"
+    bits = [f"{nice(r['family'])} {_interval_text(r['mean'], r['ci_low'], r['ci_high'])}: {r['statement']}"
             for _, r in families.iterrows()]
     line = (f"- **{OUTCOMES[outcome]}** (log10 change from pretrained relative to the baseline's, "
             f"{int(families['n_seeds'].min())} seeds): " + "; ".join(bits) + ".")
-    measurable = {reg: rows.iloc[0].get(f"{reg}_measurable") for reg in REGULARIZERS}
-    measurable = {reg: bool(v) for reg, v in measurable.items() if isinstance(v, (bool, np.bool_))}
-    moving = [reg for reg, v in measurable.items() if v]
-    still = [nice(reg) for reg, v in measurable.items() if not v]
+    moves = {reg: rows.iloc[0].get(f"{reg}_moves") for reg in REGULARIZERS}
+    moves = {reg: bool(v) for reg, v in moves.items() if isinstance(v, (bool, np.bool_))}
     placed = []
     for _, r in rows[rows["level"] == "condition"].iterrows():
-        on = [about(reg, {k: r[f"{reg}_{k}"] for k in ("position", "level", "level_ci_high")}) for reg in moving
-              if isinstance(r.get(f"{reg}_position"), str)]
+        on = [f"{r[f'{reg}_text']}" for reg, v in moves.items() if v and isinstance(r.get(f"{reg}_text"), str)]
         if on:
             placed.append(f"{r['name']} {', '.join(on)}")
     if placed:
         line += " Equivalent strength: " + "; ".join(placed) + "."
+    still = [nice(reg) for reg, v in moves.items() if not v]
     if still:
-        line += (f" {' and '.join(still).capitalize()} {'does' if len(still) == 1 else 'do'} not move it measurably "
-                 f"at the measured levels, so no condition is placed on {'it' if len(still) == 1 else 'them'}.")
+        line += (f" No level of {' or '.join(still)} is detected on it, so no condition is placed on "
+                 f"{'that regularizer' if len(still) == 1 else 'either'}.")
     return line
 
 
 def _answer_section(answer: dict[str, pd.DataFrame]) -> list[str]:
-    """The opening of summary.md: the rule, the two claims, each family, each data condition's verdict."""
-    verdicts, claims, family_effects = answer["verdicts"], answer["claims"], answer["family_effects"]
-    seeds = int(family_effects["n_seeds"].min()) if len(family_effects) else 0
-    out = [f"This answer rests on {seeds} seeds per condition: the seed (one independent fine-tune) is the unit of "
-           f"replication, and every interval in this section is a 95% interval across seeds. "
-           + " ".join(VERDICT_RULE.split()), "", f"## The answer ({seeds} seeds)", ""]
-    titles = {0: "Claim 1, more diversity -> more dropout-like", 1: "Claim 2, synthetic data adds diversity and "
-              "helps out of distribution"}
-    out += [_claim_line(row, titles.get(i, row["claim"])) for i, (_, row) in enumerate(claims.iterrows())]
-    for family in dict.fromkeys(family_effects["family"]) if len(family_effects) else []:
-        out.append(_family_line(family, family_effects, answer["regularizers"]))
+    """The opening of summary.md: the one table, two sentences per claim, then how to read it."""
+    overview = answer["overview"]
+    seeds = int(overview["n_seeds"].min()) if len(overview) else 0
+    out = [f"## The answer ({seeds} seeds per condition)", ""] + overview_table(overview) + [""]
+    out += _claim_lines(answer["claims"])
+    sensitivity = _sensitivity_line(answer.get("sensitivity", pd.DataFrame()))
+    out += [sensitivity, ""] if sensitivity else []
+    out += ["## How to read this", "",
+            f"Every statistic above is across seeds: the seed (one independent fine-tune: head initialisation, data "
+            f"order, augmentation draws, dropout masks) is the unit of replication, {seeds} per condition. "
+            f"Equivalent strengths are confidence sets from seed-level tests over the regularizer's dose-response "
+            f"curve ('p < 0.30': the set reaches no regularization; '>=': it reaches the strongest level measured); "
+            f"outcome intervals are 95 % t-intervals across seeds. " + verdict.RULE, "",
+            "What the regularizers themselves move (the curves the conditions are compared with):", ""]
+    out += _moves_lines(answer["regularizers"])
     curvature = answer.get("curvature", pd.DataFrame())
     if len(curvature):
         out += [_curvature_line(outcome, rows) for outcome, rows in curvature.groupby("outcome", sort=False)]
-    out += ["", "Per condition:", ""]
-    for _, row in verdicts.iterrows():
-        out.append(f"- **{row['condition']}** ({nice(row['family'])}, {int(row['n_seeds'])} seeds): {row['verdict']} "
-                   f"- {row['reason']}; equivalent strength: {row['level_dropout'] or 'n/a'} (dropout), "
-                   f"{row['level_weight_decay'] or 'n/a'} (weight decay).")
+    out += ["", "Why each verdict:", ""]
+    for _, row in answer["verdicts"].iterrows():
+        out.append(f"- **{row['condition']}**: {row['verdict']} - {row['reason']}.")
     additivity = answer["additivity"]
     for condition, rows in additivity.groupby("condition", sort=False) if len(additivity) else []:
         out.append(_additivity_line(condition, rows))

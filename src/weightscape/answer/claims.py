@@ -14,48 +14,34 @@ from scipy import stats
 
 from weightscape.names import BASELINE, DROPOUT, LOWER_IS_BETTER, VENDI_SCORES, nice
 
-from .dose import WITHIN
-from .seeds import SCOPE, Cube, bh, t_summary, tost
+from .dose import AT_END, BELOW, BEYOND, WITHIN
+from .inference import bh, interval, selection_level, t_summary, tost
+from .seeds import SCOPE, Cube
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
 
 
 # ----------------------------------------------------------------------------------------------- correlations
-def spearman_ci(x, y, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap CI of Spearman's rho: seeded numpy resampling of (x, y) pairs; resamples in which
-    either variable is constant are skipped. NaN for fewer than 4 pairs."""
+def spearman(x, y, level: float = 0.95) -> dict:
+    """Spearman's rho (scipy.stats.spearmanr; ties get average ranks) with a Fisher-z interval and test, using the
+    Bonett & Wright (2000) variance (1 + rho^2 / 2) / (n - 3), so that interval and p-value agree: the interval
+    at `level` excludes 0 exactly when p < 1 - level. NaN below 4 pairs or when either variable is constant."""
     x, y = np.asarray(x, float), np.asarray(y, float)
-    if len(x) < 4:
-        return np.nan, np.nan
-    idx = np.random.default_rng(seed).integers(0, len(x), (n_boot, len(x)))
-    rx, ry = stats.rankdata(x[idx], axis=1), stats.rankdata(y[idx], axis=1)
-    rx, ry = rx - rx.mean(axis=1, keepdims=True), ry - ry.mean(axis=1, keepdims=True)
-    den = np.sqrt((rx ** 2).sum(axis=1) * (ry ** 2).sum(axis=1))
-    rho = (rx * ry).sum(axis=1)[den > 0] / den[den > 0]
-    if len(rho) < 2:
-        return np.nan, np.nan
-    lo, hi = np.percentile(rho, [50 * (1 - level), 50 * (1 + level)])
-    return float(lo), float(hi)
-
-
-def correlation(x, y, n_boot: int = 2000, seed: int = 0) -> dict:
-    """Pearson r with its Fisher-z CI (scipy pearsonr(...).confidence_interval()) and Spearman rho with a
-    bootstrap CI, on the pairs where both are finite. NaN for fewer than 3 pairs (CIs: fewer than 4)."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    ok = np.isfinite(x) & np.isfinite(y)
+    ok = ~np.isnan(x) & ~np.isnan(y)  # +-inf ranks at the ends (censored placements)
     x, y = x[ok], y[ok]
-    out = dict(n=len(x), pearson_r=np.nan, pearson_ci_low=np.nan, pearson_ci_high=np.nan, pearson_p=np.nan,
-               spearman_rho=np.nan, spearman_ci_low=np.nan, spearman_ci_high=np.nan, spearman_p=np.nan)
-    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+    out = dict(n=len(x), spearman_rho=np.nan, spearman_ci_low=np.nan, spearman_ci_high=np.nan, spearman_p=np.nan)
+    if len(x) < 4 or len(set(x)) < 2 or len(set(y)) < 2:
         return out
-    r = stats.pearsonr(x, y)
-    rho = stats.spearmanr(x, y)
-    out.update(pearson_r=float(r.statistic), pearson_p=float(r.pvalue), spearman_rho=float(rho.statistic),
-               spearman_p=float(rho.pvalue))
-    if len(x) >= 4:
-        ci = r.confidence_interval()
-        out.update(pearson_ci_low=float(ci.low), pearson_ci_high=float(ci.high))
-        out["spearman_ci_low"], out["spearman_ci_high"] = spearman_ci(x, y, n_boot, seed)
+    rho = float(stats.spearmanr(x, y).statistic)
+    out["spearman_rho"] = rho
+    if abs(rho) >= 1:  # a perfect ranking: the Fisher z is infinite
+        out.update(spearman_ci_low=rho, spearman_ci_high=rho, spearman_p=0.0)
+        return out
+    se = np.sqrt((1 + rho ** 2 / 2) / (len(x) - 3))
+    z = np.arctanh(rho)
+    q = stats.norm.ppf(0.5 + level / 2)
+    out.update(spearman_ci_low=float(np.tanh(z - q * se)), spearman_ci_high=float(np.tanh(z + q * se)),
+               spearman_p=float(2 * stats.norm.sf(abs(z) / se)))
     return out
 
 
@@ -77,58 +63,102 @@ def diversity_by_condition(diversity: pd.DataFrame) -> pd.DataFrame:
     return ratio.assign(condition=d["condition"].to_numpy()).groupby("condition")[scores].mean()
 
 
-def diversity_claim(effects: pd.DataFrame, placement: pd.DataFrame, diversity: pd.DataFrame, families, metrics,
-                    score: str = "vendi_weighted", alpha: float = 0.05, min_seeds: int = 3,
-                    min_conditions: int = 4, n_boot: int = 2000, seed: int = 0) -> tuple[pd.DataFrame, dict]:
-    """Claim 1 (more diversity, more dropout-like), across the conditions of `families` (diversity by default).
+def dropout_rank_value(placement: pd.DataFrame) -> pd.Series:
+    """condition -> a value whose ranks are the conditions' order along the dropout curve: the point estimate
+    (within the measured levels or at the largest), 0 below the smallest level, inf beyond the largest (censored
+    placements tie at the bounds); NaN off the curve or where dropout places nothing."""
+    if placement.empty:
+        return pd.Series(dtype=float)
+    dp = placement[placement["regularizer"] == DROPOUT].set_index("condition")
+    value = dp["level"].where(dp["position"].isin([WITHIN, AT_END]))
+    value = value.mask(dp["position"] == BELOW, 0.0).mask(dp["position"] == BEYOND, np.inf)
+    return value.astype(float)
 
-    Targets: effect_size = RMS over `metrics` of the noise-scaled across-seed mean effect (effect_in_noise);
-    equivalent_dropout_p = the placement's dropout level, only where it lies within the measured levels.
-    Table: one row per (score, target): scope, score, target, n_conditions, n_seeds, pearson_r, pearson_ci_low,
-    pearson_ci_high, pearson_p, pearson_p_adj, spearman_rho, spearman_ci_low, spearman_ci_high, spearman_p,
-    spearman_p_adj (BH over all rows' Pearson and Spearman p together).
-    Rule, on the `score` (vendi_weighted) rows, Spearman: fewer seeds than min_seeds or fewer than min_conditions
-    conditions -> inconclusive; both targets with rho > 0, CI above 0 and adjusted p < alpha -> supported; either
-    target with its CI below 0 -> not supported; else inconclusive.
+
+CLAIM1 = "more diversity, more dropout-like"
+CLAIM2 = "synthetic data adds diversity and helps OOD"
+TARGETS = ("equivalent_dropout_p", "effect_size")
+
+
+def diversity_claim(effects: pd.DataFrame, placement: pd.DataFrame, diversity: pd.DataFrame | None, families,
+                    cube: Cube, noise: pd.DataFrame, score: str = "vendi_weighted", alpha: float = 0.05,
+                    min_seeds: int = 3, min_conditions: int = 4) -> tuple[pd.DataFrame, dict]:
+    """Claim 1 (more diversity, more dropout-like), over EVERY condition of `families` (diversity by default).
+
+    Targets: equivalent_dropout_p = the condition's rank along the dropout curve (`dropout_rank_value`: censored
+    placements tie at the bounds; off-curve conditions have none and are named), effect_size = RMS over metrics
+    of mean / paired noise. Table: one row per (Vendi score, target): scope, score, target, n_conditions,
+    n_seeds, spearman_rho, spearman_ci_low, spearman_ci_high (the interval at ci_level), spearman_p,
+    spearman_p_adj (BH over all rows), ci_level, decision (rises | falls | not shown), left_out.
+    Rule, on the `score` row of equivalent_dropout_p: fewer seeds than min_seeds, dropout placing nothing, or
+    fewer than min_conditions ranked conditions -> inconclusive; decision rises -> supported; falls -> not
+    supported; else inconclusive. The reason says when the three Vendi scores decide differently.
     """
-    e = effects[effects["family"].isin(families) & effects["metric"].isin(metrics)]
-    size = e.groupby("condition")["effect_in_noise"].apply(lambda v: float(np.sqrt(np.mean(v ** 2))))
-    n_seeds = e.groupby("condition")["n_seeds"].min()
-    p = pd.Series(dtype=float)
-    if len(placement):
-        dp = placement[placement["regularizer"] == DROPOUT].set_index("condition")
-        p = dp["level"].where(dp["position"] == WITHIN)
-    div = diversity_by_condition(diversity).reindex(size.index)
+    e = effects[effects["family"].isin(families)]
+    conditions = list(dict.fromkeys(e["condition"]))
+    sd = noise.set_index("metric")["noise_sd"]
+    scaled = e["mean"] / e["metric"].map(sd).where(lambda v: v > 0)
+    size = scaled.groupby(e["condition"]).apply(lambda v: float(np.sqrt(np.mean(v ** 2)))).reindex(conditions)
+    n_seeds = int(e["n_seeds"].min()) if len(e) else 0
+    rank = dropout_rank_value(placement).reindex(conditions)
+    statement = dict(claim=CLAIM1, statement=INCONCLUSIVE, reason="", detail="", n_seeds=n_seeds, n_conditions=0)
+    if diversity is None or not conditions:
+        return pd.DataFrame(), dict(statement, reason="no diversity table" if diversity is None else
+                                    f"no {', '.join(families)} conditions")
+    div = diversity_by_condition(diversity).reindex(conditions)
     rows = []
     for sc in [s for s in VENDI_SCORES if s in div.columns]:
-        for target, y in (("effect_size", size), ("equivalent_dropout_p", p.reindex(size.index))):
-            c = correlation(div[sc].to_numpy(), y.to_numpy(dtype=float), n_boot, seed)
-            used = size.index[np.isfinite(div[sc].to_numpy()) & np.isfinite(y.to_numpy(dtype=float))]
-            rows.append(dict(scope=SCOPE, score=sc, target=target, n_conditions=c.pop("n"),
-                             n_seeds=int(n_seeds.reindex(used).min()) if len(used) else 0, **c))
+        for target, y in (("equivalent_dropout_p", rank), ("effect_size", size)):
+            x = div[sc].to_numpy(dtype=float)
+            used = ~np.isnan(x) & ~np.isnan(y.to_numpy(dtype=float))
+            rows.append(dict(scope=SCOPE, score=sc, target=target, n_seeds=n_seeds,
+                             left_out=",".join(np.array(conditions)[~used]), _x=x, _y=y.to_numpy(dtype=float)))
     table = pd.DataFrame(rows)
+    level = 0.95
     if len(table):
-        adj = bh(np.concatenate([table["pearson_p"], table["spearman_p"]]))
-        table.insert(table.columns.get_loc("pearson_p") + 1, "pearson_p_adj", adj[:len(table)])
-        table["spearman_p_adj"] = adj[len(table):]
-    prim = table[table["score"] == score] if len(table) else table
-    n = int(n_seeds.min()) if len(n_seeds) else 0
-    k = int(prim["n_conditions"].min()) if len(prim) else 0
-    if len(prim) < 2:
-        verdict = (INCONCLUSIVE, f"no {score} for the {', '.join(families)} conditions")
-    elif n < min_seeds:
-        verdict = (INCONCLUSIVE, f"fewer than {min_seeds} seeds (n = {n})")
+        first = [spearman(r["_x"], r["_y"]) for _, r in table.iterrows()]
+        level = selection_level([f["spearman_p"] for f in first], alpha, fdr=True)
+        stats_rows = [spearman(r["_x"], r["_y"], level) for _, r in table.iterrows()]
+        table = table.drop(columns=["_x", "_y"])
+        for k in ("n", "spearman_rho", "spearman_ci_low", "spearman_ci_high", "spearman_p"):
+            table[k if k != "n" else "n_conditions"] = [f[k] for f in stats_rows]
+        table["spearman_p_adj"] = bh(table["spearman_p"])
+        table["ci_level"] = level
+        table["decision"] = np.where(table["spearman_p_adj"] < alpha,
+                                     np.where(table["spearman_rho"] > 0, "rises", "falls"), "not shown")
+        table = table[["scope", "score", "target", "n_conditions", "n_seeds", "spearman_rho", "spearman_ci_low",
+                       "spearman_ci_high", "spearman_p", "spearman_p_adj", "ci_level", "decision", "left_out"]]
+    prim = table[(table["score"] == score) & (table["target"] == TARGETS[0])] if len(table) else table
+    k = int(prim["n_conditions"].iat[0]) if len(prim) else 0
+    placed = rank.notna().any()
+    if prim.empty:
+        verdict = (INCONCLUSIVE, f"no {nice(score)} in the diversity table")
+    elif n_seeds < min_seeds:
+        verdict = (INCONCLUSIVE, f"fewer than {min_seeds} seeds (n = {n_seeds})")
+    elif not placed:
+        verdict = (INCONCLUSIVE, "dropout places no condition on this lens (it moves no metric, or every "
+                                 "condition is off its curve), so there is no order along dropout to correlate")
     elif k < min_conditions:
-        verdict = (INCONCLUSIVE, f"only {k} conditions with both values (need {min_conditions})")
-    elif ((prim["spearman_ci_low"] > 0) & (prim["spearman_p_adj"] < alpha)).all():
-        verdict = (SUPPORTED, f"{nice(score)} rises with both the effect size and the equivalent dropout p")
-    elif (prim["spearman_ci_high"] < 0).any():
-        verdict = (NOT_SUPPORTED, f"{nice(score)} falls with " + " and ".join(
-            nice(t) for t in prim.loc[prim["spearman_ci_high"] < 0, "target"]))
+        verdict = (INCONCLUSIVE, f"only {k} conditions are ranked along dropout (need {min_conditions})")
     else:
-        verdict = (INCONCLUSIVE, "the Spearman intervals include 0")
-    return table, dict(claim="more diversity, more dropout-like", statement=verdict[0], reason=verdict[1],
-                       n_seeds=n, n_conditions=k)
+        r = prim.iloc[0]
+        said = {"rises": SUPPORTED, "falls": NOT_SUPPORTED}.get(r["decision"], INCONCLUSIVE)
+        verdict = (said, f"{nice(score)} vs the order along dropout: Spearman rho {r['spearman_rho']:+.2f} "
+                         f"(CI {r['spearman_ci_low']:+.2f} to {r['spearman_ci_high']:+.2f}, {k} conditions)")
+    detail = []
+    if len(table):
+        along = table[table["target"] == TARGETS[0]]
+        scores = ", ".join(f"{nice(r['score'])} {r['decision']} (rho {r['spearman_rho']:+.2f})"
+                           for _, r in along.iterrows() if np.isfinite(r["spearman_rho"]))
+        if scores:
+            disagree = along["decision"].nunique() > 1
+            detail.append(("the three Vendi scores disagree: " if disagree else "every Vendi score agrees: ")
+                          + scores)
+    left = prim["left_out"].iat[0] if len(prim) else ""
+    if left and placed:
+        detail.append(f"not ranked (off the dropout curve): {left.replace(',', ', ')}")
+    return table, dict(statement, statement=verdict[0], reason=verdict[1], detail="; ".join(detail),
+                       n_conditions=k)
 
 
 # ----------------------------------------------------------------------------------------------- synthetic
@@ -147,13 +177,11 @@ def _paired(frame: pd.DataFrame, condition, column: str) -> tuple[dict, int]:
         b = b.fillna(pd.Series(fixed, index=a.index))
     diff = (a - b).dropna()
     if "seed" in key and diff.index.get_level_values("seed").nunique() > 1:
-        per = diff.groupby(level="seed").mean()
-        s = t_summary(per.to_numpy())
-        draws = len(per)
+        sample = diff.groupby(level="seed").mean().to_numpy()
     else:
-        s = t_summary(np.array([diff.mean()]) if len(diff) else np.array([]))
-        draws = 1 if len(diff) else 0
-    return dict(s, condition_mean=float(a.mean()), baseline_mean=float(b.mean())), draws
+        sample = np.array([diff.mean()]) if len(diff) else np.array([])
+    s = t_summary(sample)
+    return dict(s, sample=sample, condition_mean=float(a.mean()), baseline_mean=float(b.mean())), len(sample)
 
 
 def synthetic_claim(runs: pd.DataFrame, diversity: pd.DataFrame | None, conditions, score: str = "vendi_weighted",
@@ -162,8 +190,9 @@ def synthetic_claim(runs: pd.DataFrame, diversity: pd.DataFrame | None, conditio
     """Claim 2 (synthetic data adds diversity and helps OOD): each mix condition against the baseline.
 
     Table: one row per (condition, quantity): scope, condition, kind (diversity | outcome), quantity, n_seeds
-    (paired draws), condition_mean, baseline_mean, difference, ci_low, ci_high (95 % t across seeds), t, p, p_adj
-    (BH over all rows), better (difference in the better direction and adjusted p < alpha), worse, statement.
+    (paired draws), condition_mean, baseline_mean, difference, ci_low, ci_high (the t-interval across seeds at
+    ci_level, the level at which it agrees with the BH decision: seeds.selection_level), t, p, p_adj (BH over all
+    rows), ci_level, better (difference in the better direction and adjusted p < alpha), worse, statement.
     Diversity with one draw per condition: the point difference, no CI, no p.
     Rule per condition: fewer seeds than min_seeds -> inconclusive; `score` lower (better=False, worse=True)
     or OOD hurt (an outcome worse and none better) -> not supported; `score` higher AND OOD helped (an outcome
@@ -171,20 +200,25 @@ def synthetic_claim(runs: pd.DataFrame, diversity: pd.DataFrame | None, conditio
     supported and none is not supported; not supported if at least one is not supported and none is supported;
     else inconclusive.
     """
-    rows = []
+    rows, samples = [], []
     for c in conditions:
         items = [("diversity", s, diversity) for s in VENDI_SCORES if diversity is not None and s in diversity]
         items += [("outcome", o, runs) for o in outcomes if o in runs.columns]
         for kind, q, frame in items:
             s, draws = _paired(frame, c, q)
+            samples.append(s["sample"])
             rows.append(dict(scope=SCOPE, condition=c, kind=kind, quantity=q, n_seeds=s["n"] if draws > 1 else 0,
                              n_draws=draws, condition_mean=s["condition_mean"], baseline_mean=s["baseline_mean"],
-                             difference=s["mean"], ci_low=s["ci_low"], ci_high=s["ci_high"], t=s["t"], p=s["p"]))
+                             difference=s["mean"], t=s["t"], p=s["p"]))
     table = pd.DataFrame(rows)
     if table.empty:
-        return table, dict(claim="synthetic data adds diversity and helps OOD", statement=INCONCLUSIVE,
-                           reason="no synthetic conditions", n_seeds=0, n_conditions=0)
+        return table, dict(claim=CLAIM2, statement=INCONCLUSIVE, reason="no synthetic conditions", detail="",
+                           n_seeds=0, n_conditions=0)
     table.insert(table.columns.get_loc("p") + 1, "p_adj", bh(table["p"]))
+    table["ci_level"] = selection_level(table["p"], alpha, fdr=True)
+    ci = [interval(x, table["ci_level"].iat[0]) for x in samples]
+    table.insert(table.columns.get_loc("difference") + 1, "ci_low", [c[0] for c in ci])
+    table.insert(table.columns.get_loc("ci_low") + 1, "ci_high", [c[1] for c in ci])
     sign = np.where(table["quantity"].isin(LOWER_IS_BETTER), -1.0, 1.0)
     sig = table["p_adj"] < alpha
     table["better"] = sig & (sign * table["difference"] > 0)
@@ -208,8 +242,11 @@ def synthetic_claim(runs: pd.DataFrame, diversity: pd.DataFrame | None, conditio
     kinds = [s for _, s, _ in statements]
     overall = (SUPPORTED if SUPPORTED in kinds and NOT_SUPPORTED not in kinds else
                NOT_SUPPORTED if NOT_SUPPORTED in kinds and SUPPORTED not in kinds else INCONCLUSIVE)
-    return table, dict(claim="synthetic data adds diversity and helps OOD", statement=overall,
-                       reason="; ".join(f"{c}: {s} ({r})" for c, s, r in statements),
+    rule = {SUPPORTED: "at least one mix is supported and none contradicts it",
+            NOT_SUPPORTED: "at least one mix contradicts it and none supports it",
+            INCONCLUSIVE: "no mix decides it, or the mixes disagree"}[overall]
+    return table, dict(claim=CLAIM2, statement=overall, reason=rule,
+                       detail="; ".join(f"{c}: {s} ({r})" for c, s, r in statements),
                        n_seeds=int(table.loc[table["kind"] == "outcome", "n_seeds"].min()) if len(table) else 0,
                        n_conditions=len(statements))
 
@@ -220,54 +257,62 @@ def additivity(cube: Cube, combined: dict, margin: pd.DataFrame, alpha: float = 
     """Does a combined condition's effect equal the sum of its data condition's and regularizer condition's?
 
     `combined`: {combined condition: (data condition, regularizer condition)}. Per seed and metric the interaction
-    I = E(combined) - E(data) - E(regularizer) (per-seed effects, paired by seed); across seeds: mean, 95 % t CI,
-    p (ttest_1samp), p_adj (BH over all rows), TOST against the metric's margin (90 % CI, p_tost, p_tost_adj).
-    verdict: fewer seeds than min_seeds -> inconclusive; the 90 % CI of I inside +-margin -> "additive within CI";
-    I differs from 0 (p < alpha, adjusted when fdr) in the direction of the sum -> "super-additive", against it
-    -> "sub-additive"; else inconclusive.
+    I = E(combined) - E(data) - E(regularizer) (per-seed effects, paired by seed); across seeds: mean, t-test
+    against 0 (p, p_adj: BH over all rows when `fdr`), TOST against the metric's margin (p_tost, p_tost_adj), each
+    with the interval of its decision (ci_* at ci_level, ci90_* at ci90_level: seeds.selection_level).
+    verdict: fewer seeds than min_seeds -> inconclusive; equivalent (the ci90 interval inside +-margin) ->
+    "additive within the margin"; I detected (the ci interval excludes 0) in the direction of the sum ->
+    "super-additive", against it -> "sub-additive"; else inconclusive.
     Columns: scope, condition, data_condition, regularizer_condition, metric, n_seeds, combined, data, regularizer,
-    sum, interaction, ci_low, ci_high, p, p_adj, margin, ci90_low, ci90_high, p_tost, p_tost_adj, verdict,
-    reason.
+    sum, interaction, ci_low, ci_high, ci_level, p, p_adj, margin, ci90_low, ci90_high, ci90_level, p_tost,
+    p_tost_adj, verdict, reason.
     """
     per = cube.seed_means()
     mg = margin.set_index("metric")["margin"]
-    rows = []
+    rows, samples = [], []
     for c, (data, reg) in combined.items():
         missing = [x for x in (c, data, reg) if x not in cube.conditions]
         for j, metric in enumerate(cube.metrics):
             row = dict(scope=SCOPE, condition=c, data_condition=data, regularizer_condition=reg, metric=metric)
             if missing:
+                samples.append(np.array([]))
                 rows.append(dict(row, n_seeds=0, verdict=INCONCLUSIVE,
                                  reason=f"not in the layer table: {', '.join(missing)}"))
                 continue
             a, d, r = (per[cube.index(x), :, j] for x in (c, data, reg))
             inter = a - d - r
+            samples.append(inter)
             s, e = t_summary(inter), tost(inter, mg.get(metric, np.nan), alpha)
             ok = np.isfinite(inter)
             rows.append(dict(row, n_seeds=s["n"], combined=np.mean(a[ok]) if ok.any() else np.nan,
                              data=np.mean(d[ok]) if ok.any() else np.nan,
                              regularizer=np.mean(r[ok]) if ok.any() else np.nan,
-                             sum=np.mean((d + r)[ok]) if ok.any() else np.nan, interaction=s["mean"],
-                             ci_low=s["ci_low"], ci_high=s["ci_high"], p=s["p"], margin=mg.get(metric, np.nan),
-                             ci90_low=e["ci90_low"], ci90_high=e["ci90_high"], p_tost=e["p_tost"]))
+                             sum=np.mean((d + r)[ok]) if ok.any() else np.nan, interaction=s["mean"], p=s["p"],
+                             margin=mg.get(metric, np.nan), p_tost=e["p_tost"]))
     cols = ["scope", "condition", "data_condition", "regularizer_condition", "metric", "n_seeds", "combined", "data",
-            "regularizer", "sum", "interaction", "ci_low", "ci_high", "p", "p_adj", "margin", "ci90_low",
-            "ci90_high", "p_tost", "p_tost_adj", "verdict", "reason"]
+            "regularizer", "sum", "interaction", "ci_low", "ci_high", "ci_level", "p", "p_adj", "margin",
+            "ci90_low", "ci90_high", "ci90_level", "p_tost", "p_tost_adj", "verdict", "reason"]
     table = pd.DataFrame(rows).reindex(columns=cols)
     table[["verdict", "reason"]] = table[["verdict", "reason"]].astype(object)  # all-NaN columns would be float
-    table["p_adj"], table["p_tost_adj"] = bh(table["p"]), bh(table["p_tost"])
-    p, q = (table["p_adj"], table["p_tost_adj"]) if fdr else (table["p"], table["p_tost"])
+    adjust = bh if fdr else (lambda p: p)
+    table["p_adj"], table["p_tost_adj"] = adjust(table["p"]), adjust(table["p_tost"])
+    table["ci_level"] = selection_level(table["p"], alpha, fdr)
+    table["ci90_level"] = selection_level(table["p_tost"], alpha, fdr, two_sided=False)
+    for name, level in (("ci", "ci_level"), ("ci90", "ci90_level")):
+        bounds = [interval(x, table[level].iat[0]) if len(x) else (np.nan, np.nan) for x in samples]
+        table[f"{name}_low"], table[f"{name}_high"] = [b[0] for b in bounds], [b[1] for b in bounds]
     for i, r in table.iterrows():
         if isinstance(r["verdict"], str):
             continue
         if r["n_seeds"] < min_seeds:
             v = (INCONCLUSIVE, f"fewer than {min_seeds} seeds (n = {r['n_seeds']})")
-        elif q[i] < alpha:
-            v = ("additive within CI", f"90 % CI of the interaction inside +-{r['margin']:.3g}")
-        elif p[i] < alpha:
+        elif r["p_tost_adj"] < alpha:
+            v = ("additive within the margin", f"interaction {r['interaction']:+.3g} (CI {r['ci90_low']:+.3g} to "
+                                               f"{r['ci90_high']:+.3g}) inside +-{r['margin']:.3g}")
+        elif r["p_adj"] < alpha:
             kind = "super-additive" if np.sign(r["interaction"]) == np.sign(r["sum"]) else "sub-additive"
-            ci = f"CI {r['ci_low']:+.3g} to {r['ci_high']:+.3g}"
-            v = (kind, f"interaction {r['interaction']:+.3g} ({ci}) vs sum {r['sum']:+.3g}")
+            v = (kind, f"interaction {r['interaction']:+.3g} (CI {r['ci_low']:+.3g} to {r['ci_high']:+.3g}) vs sum "
+                       f"{r['sum']:+.3g}")
         else:
             v = (INCONCLUSIVE, "interaction neither shown within the margin nor different from 0")
         table.at[i, "verdict"], table.at[i, "reason"] = v

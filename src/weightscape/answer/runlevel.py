@@ -4,10 +4,10 @@
 Curvature is multiplicative (a flatter minimum halves it, a sharper one doubles it), so the change of a run is
 taken on a log10 scale: Delta = log10(run) - log10(its pretrained reference), and the relative effect R = Delta -
 the same seed's baseline Delta. Each outcome becomes a one-layer, one-metric `seeds.Cube`, so everything below is
-the spectral code unchanged: the noise floor (`stats.noise_floor`), the equivalence margin
-(`stats.equivalence_margin`, a rule named after the outcome, else `default`), the across-seed effects with t-test
-and TOST, the family effects, and each data condition's equivalent dropout p / weight-decay lambda on the
-regularizers' dose-response (`dose.placements`, bootstrap over seeds).
+the spectral code unchanged: the paired noise, the equivalence margin (`stats.equivalence_margin`, a rule named
+after the outcome, else `default`; baseline_change is then the baseline's mean |log10 change|), the across-seed
+effects with t-test and TOST, the family effects, and each data condition's equivalent dropout p / weight-decay
+lambda on the regularizers' dose-response (`dose.placements`, seed-level test inversion).
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from weightscape.names import BASELINE, CURVATURE_OUTCOMES
+from weightscape.names import BASELINE, CURVATURE_OUTCOMES, REGULARIZERS
 
-from . import dose, seeds, verdict
+from . import dose, inference, seeds, verdict
 from .seeds import SCOPE
 
-FLATTER, SHARPER, NO_CHANGE, UNDECIDED = ("flatter than baseline", "sharper than baseline",
-                                          "no measurable change (equivalent within the margin)", "inconclusive")
+FLATTER, SHARPER, UNDECIDED = "flatter than baseline", "sharper than baseline", "inconclusive"
+SMALL, NO_CHANGE = "detected, within the margin", "no measurable change"
 LAYER = "whole network"  # the one "layer" of a run-level outcome
 
 
@@ -42,68 +42,82 @@ def curvature_deltas(runs: pd.DataFrame, outcome: str) -> pd.DataFrame:
                                                     "metric", "relative", "delta"]]
 
 
-def _statements(table: pd.DataFrame, alpha: float, fdr: bool, min_seeds: int) -> list[str]:
-    p, q = (table["p_adj"], table["p_tost_adj"]) if fdr else (table["p"], table["p_tost"])
-    return [UNDECIDED if n < min_seeds else NO_CHANGE if tq < alpha else
-            (FLATTER if m < 0 else SHARPER) if tp < alpha else UNDECIDED
-            for n, tp, tq, m in zip(table["n_seeds"], p, q, table["mean"])]
+def _statement(n: int, state: str, mean: float, min_seeds: int) -> str:
+    """The sentence word of one row from its seeds.state."""
+    if n < min_seeds:
+        return UNDECIDED
+    if state in (seeds.BEYOND_MARGIN, seeds.DETECTED):
+        return FLATTER if mean < 0 else SHARPER
+    return {seeds.DETECTED_SMALL: SMALL, seeds.WITHIN_MARGIN: NO_CHANGE}.get(state, UNDECIDED)
 
 
-def _family_rows(cube: seeds.Cube, noise: pd.DataFrame, margin: float, alpha: float) -> pd.DataFrame:
-    """seeds.family_effects plus the family's equivalence test (TOST on its per-seed means)."""
-    fam = seeds.family_effects(cube, noise)
+def _family_rows(cube: seeds.Cube, margin: float, alpha: float, fdr: bool) -> pd.DataFrame:
+    """seeds.family_effects plus the family's equivalence test (TOST on its per-seed means) and its state."""
+    fam = seeds.family_effects(cube)
     per = cube.seed_means("relative")[..., 0]  # (C, S)
-    tests = [seeds.tost(seeds.nanmean(per[[cube.index(c) for c in cube.of_family(f)]], axis=0), margin, alpha)
-             for f in fam["family"]]
-    return fam.assign(margin=margin, **{k: [t[k] for t in tests] for k in ("ci90_low", "ci90_high", "p_tost")},
-                      p_tost_adj=lambda d: seeds.bh(d["p_tost"]))
+    samples = [seeds.nanmean(per[[cube.index(c) for c in cube.of_family(f)]], axis=0) for f in fam["family"]]
+    fam["p_tost"] = [inference.tost(x, margin, alpha)["p_tost"] for x in samples]
+    if not fdr:
+        fam["p_adj"] = fam["p"]
+    fam["p_tost_adj"] = inference.bh(fam["p_tost"]) if fdr else fam["p_tost"]
+    fam["ci_level"] = inference.selection_level(fam["p"], alpha, fdr)
+    fam["ci90_level"] = inference.selection_level(fam["p_tost"], alpha, fdr, two_sided=False)
+    for name, level in (("ci", "ci_level"), ("ci90", "ci90_level")):
+        bounds = [inference.interval(x, fam[level].iat[0]) for x in samples]
+        fam[f"{name}_low"], fam[f"{name}_high"] = [b[0] for b in bounds], [b[1] for b in bounds]
+    fam["margin"], fam["detected"], fam["equivalent"] = margin, fam["p_adj"] < alpha, fam["p_tost_adj"] < alpha
+    fam["beyond_margin"] = fam["detected"] & ((fam["ci_low"] > margin) | (fam["ci_high"] < -margin))
+    fam["state"] = [seeds.state(d, e, b) for d, e, b in zip(fam["detected"], fam["equivalent"],
+                                                            fam["beyond_margin"])]
+    return fam
 
 
-def curvature_effects(runs: pd.DataFrame, margin_spec, alpha: float = 0.05, fdr: bool = True, min_seeds: int = 3,
-                      noise_source: str = "pooled", n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+def curvature_effects(runs: pd.DataFrame, margin_spec, alpha: float = 0.05, fdr: bool = True,
+                      min_seeds: int = 3) -> pd.DataFrame:
     """One row per curvature outcome and non-baseline condition or family (`level` = condition | family).
 
-    Columns: scope, outcome, level, name, family, n_seeds, mean, sd, ci_low, ci_high, t, p, p_adj, noise_sd,
-    effect_in_noise, margin, ci90_low, ci90_high, p_tost, p_tost_adj, statement (flatter / sharper than baseline,
-    no measurable change, inconclusive: on the adjusted p-values when `fdr`, "inconclusive" below min_seeds), and
-    for each data condition per regularizer R present: R_level, R_level_ci_low, R_level_ci_high, R_position (the
-    equivalent strength, as in placement.csv) and R_measurable (whether any level of R moves the outcome
-    measurably, as in regularizers.csv: only then does the equivalent strength mean anything). Empty when runs.csv
-    has no curvature columns.
+    Columns: scope, outcome, level, name, family, n_seeds, mean, sd, d_z, ci_low, ci_high, ci_level, t, p, p_adj,
+    margin, ci90_low, ci90_high, ci90_level, p_tost, p_tost_adj, state, statement (flatter / sharper than
+    baseline, detected within the margin, no measurable change, inconclusive: "inconclusive" below min_seeds), and
+    for each data condition per regularizer R present: R_text, R_level, R_level_ci_low, R_level_ci_high,
+    R_position (the equivalent strength, as in placement.csv: nothing is placed on a regularizer that does not
+    move the outcome) and R_moves (whether any level of R moves the outcome, as in regularizers.csv). Empty when
+    runs.csv has no curvature columns.
     """
-    spec = margin_spec if isinstance(margin_spec, dict) else {"default": margin_spec}
+    spec = margin_spec if isinstance(margin_spec, dict) and not set(margin_spec) <= set(seeds.MARGIN_RULES) else {
+        "default": margin_spec}
     levels = dose.condition_levels(runs)
     tables = []
     for outcome in [o for o in CURVATURE_OUTCOMES if o in runs and f"{o}_pretrained" in runs]:
         cube = seeds.build_cube(curvature_deltas(runs, outcome), [outcome])
-        noise = seeds.noise_floor(cube, noise_source)
-        rule = {k: v for k, v in spec.items() if k in ("default", outcome)}
-        margin = seeds.margins(rule, cube, noise)
-        effects = seeds.effects(cube, noise, margin, alpha=alpha, fdr=fdr)
+        noise = seeds.noise_table(cube)
+        margin = seeds.margins({k: v for k, v in spec.items() if k in ("default", outcome)}, noise)
+        prior = seeds.priors(cube)
+        effects = seeds.effects(cube, margin, alpha=alpha, fdr=fdr, prior=prior)
         conditions = effects.rename(columns={"condition": "name"}).assign(level="condition")
-        families = _family_rows(cube, noise, float(margin["margin"].iat[0]), alpha)
+        families = _family_rows(cube, float(margin["margin"].iat[0]), alpha, fdr)
         families = families.assign(name=families["family"], level="family")
         table = pd.concat([conditions, families], ignore_index=True).assign(outcome=outcome)
         targets = [c for c in cube.conditions if cube.family[c] in seeds.PLACED_FAMILIES]
         regularizers = dose.regularizer_families(cube, levels)
-        placement, _ = dose.placements(cube, regularizers, dose.match_scale(cube, noise), targets, n_boot=n_boot,
-                                       seed=seed)
-        # a placement means something only on a curve that moves: as in the verdict, per regularizer
-        moves = verdict.regularizer_effects(effects, regularizers, [outcome], min_seeds=min_seeds)
+        moves = verdict.regularizer_moves(effects, regularizers, [outcome], min_seeds=min_seeds)
+        placement = dose.placements(cube, regularizers, moves, effects, noise.set_index("metric")["noise_sd"],
+                                    targets, prior, alpha=alpha)
         for regularizer, part in placement.groupby("regularizer", sort=False):
             part = part.set_index("condition")
             on = table["name"].where(table["level"] == "condition")
-            for column in ("level", "level_ci_low", "level_ci_high", "position"):
+            for column in ("text", "level", "level_ci_low", "level_ci_high", "position"):
                 table[f"{regularizer}_{column}"] = on.map(part[column])
-            table[f"{regularizer}_measurable"] = bool(moves.set_index("family").at[regularizer, "measurable"])
+            table[f"{regularizer}_moves"] = bool(moves.set_index("family").at[regularizer, "moves"])
         tables.append(table)
     if not tables:
         return pd.DataFrame()
     table = pd.concat(tables, ignore_index=True)
-    table["statement"] = _statements(table, alpha, fdr, min_seeds)
-    first = ["scope", "outcome", "level", "name", "family", "n_seeds", "mean", "sd", "ci_low", "ci_high", "t", "p",
-             "p_adj", "noise_sd", "effect_in_noise", "margin", "ci90_low", "ci90_high", "p_tost", "p_tost_adj",
-             "statement"]
-    placed = [c for c in table.columns if c not in first
-              and c.endswith(("_level", "_ci_low", "_ci_high", "_position", "_measurable"))]
+    table["statement"] = [_statement(n, st, m, min_seeds) for n, st, m in zip(table["n_seeds"], table["state"],
+                                                                              table["mean"])]
+    first = ["scope", "outcome", "level", "name", "family", "n_seeds", "mean", "sd", "d_z", "ci_low", "ci_high",
+             "ci_level", "t", "p", "p_adj", "margin", "ci90_low", "ci90_high", "ci90_level", "p_tost", "p_tost_adj",
+             "state", "statement"]
+    placed = [f"{r}_{c}" for r in REGULARIZERS for c in ("text", "level", "level_ci_low", "level_ci_high", "position",
+                                                         "moves") if f"{r}_{c}" in table.columns]
     return table[first + placed].assign(scope=SCOPE)

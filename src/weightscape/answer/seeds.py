@@ -1,12 +1,21 @@
 """Effects against seed noise: ACROSS-SEED statistics (the paper's across-layer tests stay in `weightscape.stats`).
 
 The unit of replication is the seed (one independent fine-tune). For condition c, seed s and metric m:
-    E(c, s, m) = mean over layers of [ mean over datasets/models of `relative` ]     (the per-seed effect)
-    Delta(c, s, m) = the same mean of `delta`                                         (the per-seed change)
-Across seeds: mean, 95 % t-interval, one-sample t-test against 0 (scipy.stats.ttest_1samp), and an equivalence
-test (TOST) against +-margin. The noise floor of a metric is the seed-to-seed SD of Delta: the baseline's own and,
-pooled over every condition, the within-condition SD (more degrees of freedom, same meaning if noise does not
-depend on the condition -- each condition's own SD is listed so a reader can check). Every table carries n_seeds.
+    E(c, s, m) = mean over layers of [ mean over datasets/models of `relative` ]     (the paired effect)
+    Delta(c, s, m) = the same mean of `delta`                                         (the change from pretrained)
+`relative` is the run's change minus the same seed's baseline change, so head initialisation and data order cancel:
+E is a paired difference, and its noise is the SD of E across seeds (`sd`), not the SD of each run's own change.
+
+Across seeds, per (condition, metric): mean, the standardised paired effect d_z = mean / sd ("x the noise" means
+d_z everywhere), a t-test against 0 and an equivalence test (TOST) against the metric's margin, with intervals.
+The t-statistics are moderated (Smyth 2004, the empirical-Bayes t of limma, made for experiments with 3
+replicates): each row's paired variance (n - 1 degrees of freedom) is shrunk towards a prior fitted to the paired
+variances of every condition on that metric, which adds the prior's degrees of freedom d0. Where the conditions'
+variances differ more than sampling explains (weight decay's strongest levels on the norms of W), d0 comes out
+small and the test is close to the plain t-test with n - 1 df; where they agree, close to a pooled t-test. d0 is
+capped at the pooled degrees of freedom (the prior carries no more information than it was fitted on).
+The margin is fixed before the data (`margins`): an absolute value in the metric's units, or a relative change of
+the baseline run's own value, never a quantity of the regularizers being compared. Every table carries n_seeds.
 """
 
 from __future__ import annotations
@@ -15,64 +24,24 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from weightscape.names import BASELINE, COMBINED, CURVATURE_OUTCOMES, DATA_FAMILIES, REGULARIZERS
+from weightscape.names import BASELINE, COMBINED, CURVATURE_OUTCOMES, DATA_FAMILIES
+
+from .inference import Prior, bh, finite, moderated_tests, selection_level, t_summary, variance_prior
 
 SCOPE = "across seeds"  # the `scope` column of every table of this package
 #: the families placed on the dropout / weight-decay axes
 PLACED_FAMILIES = DATA_FAMILIES + (COMBINED,)
-LEVEL = 0.95
-
-
-# ----------------------------------------------------------------------------------------------- small tests
-def bh(p) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values (scipy.stats.false_discovery_control) of the finite entries; NaN kept."""
-    p = np.asarray(p, dtype=float)
-    out = np.full(p.shape, np.nan)
-    ok = np.isfinite(p)
-    if ok.any():
-        out[ok] = stats.false_discovery_control(p[ok], method="bh")
-    return out
-
-
-def _finite(x) -> np.ndarray:
-    x = np.asarray(x, dtype=float)
-    return x[np.isfinite(x)]
-
-
-def t_summary(values, popmean: float = 0.0) -> dict:
-    """n, mean, sd (ddof=1), 95 % t-interval and two-sided one-sample t-test (scipy.stats.ttest_1samp) of the
-    finite values. NaN where undefined (n < 2, or zero spread)."""
-    x = _finite(values)
-    n = len(x)
-    out = dict(n=n, mean=float(x.mean()) if n else np.nan, sd=float(x.std(ddof=1)) if n > 1 else np.nan,
-               ci_low=np.nan, ci_high=np.nan, t=np.nan, p=np.nan)
-    if n > 1 and out["sd"] > 0:
-        res = stats.ttest_1samp(x, popmean)
-        ci = res.confidence_interval(LEVEL)
-        out.update(ci_low=float(ci.low), ci_high=float(ci.high), t=float(res.statistic), p=float(res.pvalue))
-    return out
-
-
-def tost(values, margin: float, alpha: float = 0.05) -> dict:
-    """Two one-sided tests (Schuirmann 1987) of the mean against [-margin, +margin].
-
-    p_lower = ttest_1samp(x, -margin, alternative="greater"), p_upper = ttest_1samp(x, +margin, alternative="less"),
-    p_tost = max of the two; equivalent when p_tost < alpha, which is the same as the (1 - 2 alpha) t-interval
-    (ci90_low, ci90_high) lying inside the margin. NaN (and not equivalent) for n < 2, zero spread or no margin.
-    """
-    x = _finite(values)
-    out = dict(ci90_low=np.nan, ci90_high=np.nan, p_lower=np.nan, p_upper=np.nan, p_tost=np.nan, equivalent=False)
-    if len(x) < 2 or not np.isfinite(margin) or margin <= 0 or x.std(ddof=1) == 0:
-        return out
-    lower = stats.ttest_1samp(x, -margin, alternative="greater")
-    upper = stats.ttest_1samp(x, margin, alternative="less")
-    ci = stats.ttest_1samp(x, 0.0).confidence_interval(1 - 2 * alpha)
-    p = max(float(lower.pvalue), float(upper.pvalue))
-    out.update(ci90_low=float(ci.low), ci90_high=float(ci.high), p_lower=float(lower.pvalue),
-               p_upper=float(upper.pvalue), p_tost=p, equivalent=bool(p < alpha))
-    return out
+#: the per-metric states of an effect (the `state` column of effects.csv), strongest first
+BEYOND_MARGIN = "moves beyond the margin"  # 95 % CI entirely outside +-margin
+DETECTED = "detected"  # CI excludes 0; its size against the margin is not shown either way
+DETECTED_SMALL = "detected, within the margin"  # CI excludes 0 and the 90 % CI lies inside +-margin
+WITHIN_MARGIN = "within the margin"  # not detected, and the 90 % CI lies inside +-margin (equivalence shown)
+UNDECIDED = "undecided"  # neither an effect nor its absence is shown
+#: the keys of a margin rule (a mapping); a bare number is an absolute margin in the metric's units
+MARGIN_RULES = ("absolute", "relative")
+#: metrics on a log10 scale: a relative margin f is log10(1 + f) there, whatever the value
+LOG_SCALE = frozenset({"log_norm", "log_spectral_norm", "log_alpha_norm", *CURVATURE_OUTCOMES})
 
 
 # ----------------------------------------------------------------------------------------------- the cube
@@ -87,6 +56,7 @@ class Cube:
     metrics: list
     relative: np.ndarray
     delta: np.ndarray
+    value: np.ndarray  # the run's own metric value (`finetuned` of stats.layer_deltas)
 
     def index(self, condition) -> int:
         return self.conditions.index(condition)
@@ -122,140 +92,189 @@ def build_cube(deltas: pd.DataFrame, metrics) -> Cube:
     d = deltas[deltas["metric"].isin(metrics)]
     if BASELINE not in set(d["family"]):
         raise ValueError("deltas table has no baseline (family=baseline) rows")
-    per = d.groupby(["condition", "seed", "longname", "metric"], sort=False)[["relative", "delta"]].mean()
+    d = d.assign(value=d["finetuned"]) if "finetuned" in d.columns else d.assign(value=np.nan)
+    per = d.groupby(["condition", "seed", "longname", "metric"], sort=False)[["relative", "delta", "value"]].mean()
     family = d.drop_duplicates("condition").set_index("condition")["family"].to_dict()
     conditions = list(family)
     seeds = sorted(d["seed"].unique())
     layers = list(dict.fromkeys(d["longname"]))
     full = pd.MultiIndex.from_product([conditions, seeds, layers, metrics])
     shape = (len(conditions), len(seeds), len(layers), len(metrics))
-    arrays = {v: per[v].reindex(full).to_numpy(dtype=float).reshape(shape) for v in ("relative", "delta")}
+    arrays = {v: per[v].reindex(full).to_numpy(dtype=float).reshape(shape) for v in ("relative", "delta", "value")}
     return Cube(conditions, family, seeds, layers, metrics, **arrays)
 
 
-# ----------------------------------------------------------------------------------------------- noise floor
-def noise_floor(cube: Cube, source: str = "pooled") -> pd.DataFrame:
-    """Seed-to-seed SD of Delta per metric. Columns: scope, metric, n_seeds (of the baseline),
-    noise_sd_baseline (SD across seeds of the baseline's Delta, ddof=1), noise_sd_pooled (within-condition SD
-    pooled over every condition with >= 2 seeds), df_pooled, noise_sd (the one used: `source` = "pooled" or
-    "baseline"), noise_source."""
-    if source not in ("pooled", "baseline"):
-        raise ValueError(f"noise_floor must be 'pooled' or 'baseline', not {source!r}")
-    delta = cube.seed_means("delta")  # (C, S, N)
-    base = delta[cube.index(BASELINE)] if BASELINE in cube.conditions else np.full(delta.shape[1:], np.nan)
+# ----------------------------------------------------------------------------------------------- noise
+def paired_variances(cube: Cube) -> tuple[np.ndarray, np.ndarray]:
+    """(C, N) sample variances across seeds of every non-baseline condition's paired effect, and their df."""
+    E = cube.seed_means("relative")
+    n = np.isfinite(E).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.nansum(E, axis=1) / np.where(n > 0, n, np.nan)
+        var = np.nansum((E - mean[:, None]) ** 2, axis=1) / np.where(n > 1, n - 1, np.nan)
+    others = np.array([cube.family[c] != BASELINE for c in cube.conditions])
+    return np.where(others[:, None] & (n > 1), var, np.nan), np.maximum(n - 1, 0)
+
+
+def priors(cube: Cube) -> dict[str, Prior]:
+    """metric -> the moderated t's prior, fitted to the paired variances of every non-baseline condition."""
+    var, df = paired_variances(cube)
+    return {m: variance_prior(var[:, j], df[:, j]) for j, m in enumerate(cube.metrics)}
+
+
+def noise_table(cube: Cube) -> pd.DataFrame:
+    """Per metric, the seed noise of the paired effect and the reference a relative margin is set from.
+
+    Columns: scope, metric, n_seeds (of the baseline), noise_sd (the paired noise: SD across seeds of E, pooled
+    within every non-baseline condition with >= 2 seeds), df (its degrees of freedom), prior_sd and prior_df (the
+    moderated t's prior: typical paired SD and the degrees of freedom it adds), noise_sd_unpaired (the pooled SD
+    of each run's own change Delta, which still holds head initialisation and data order), paired_over_unpaired,
+    baseline_value (mean over seeds and layers of |the baseline run's own value|), baseline_change (mean |Delta|
+    of the baseline: how far fine-tuning moves the metric from pretrained, layer by layer).
+    """
+    E, delta = cube.seed_means("relative"), cube.seed_means("delta")  # (C, S, N)
+    others = [i for i, c in enumerate(cube.conditions) if cube.family[c] != BASELINE]
+    base = cube.index(BASELINE)
+    fitted = priors(cube)
     rows = []
     for j, metric in enumerate(cube.metrics):
-        b = _finite(base[:, j])
-        ss, df = 0.0, 0
-        for i in range(len(cube.conditions)):
-            x = _finite(delta[i, :, j])
-            if len(x) > 1:
-                ss += float(((x - x.mean()) ** 2).sum())
-                df += len(x) - 1
-        sd_b = float(b.std(ddof=1)) if len(b) > 1 else np.nan
-        sd_p = float(np.sqrt(ss / df)) if df else np.nan
-        rows.append(dict(scope=SCOPE, metric=metric, n_seeds=len(b), noise_sd_baseline=sd_b, noise_sd_pooled=sd_p,
-                         df_pooled=df, noise_sd=sd_p if source == "pooled" else sd_b, noise_source=source))
+        sd_paired, df = _pooled_sd(E[others, :, j])
+        sd_unpaired, _ = _pooled_sd(delta[others, :, j])
+        change, value = finite(np.abs(cube.delta[base, :, :, j])), finite(np.abs(cube.value[base, :, :, j]))
+        prior = fitted[metric]
+        rows.append(dict(scope=SCOPE, metric=metric, n_seeds=len(finite(delta[base, :, j])), noise_sd=sd_paired,
+                         df=df, prior_sd=float(np.sqrt(prior.var)), prior_df=prior.df, noise_sd_unpaired=sd_unpaired,
+                         paired_over_unpaired=sd_paired / sd_unpaired if sd_unpaired > 0 else np.nan,
+                         baseline_value=float(value.mean()) if len(value) else np.nan,
+                         baseline_change=float(change.mean()) if len(change) else np.nan))
     return pd.DataFrame(rows)
 
 
+def _pooled_sd(values: np.ndarray) -> tuple[float, int]:
+    """Within-row SD pooled over the rows (conditions) of a (C, S) array, and its degrees of freedom."""
+    ss, df = 0.0, 0
+    for row in values:
+        x = finite(row)
+        if len(x) > 1:
+            ss += float(((x - x.mean()) ** 2).sum())
+            df += len(x) - 1
+    return (float(np.sqrt(ss / df)) if df else np.nan), df
+
+
 # ----------------------------------------------------------------------------------------------- margins
-def _margin_terms(rule) -> dict:
-    """A margin rule -> {"absolute": x} or {"noise": k, "regularizers": f} (either or both)."""
-    if isinstance(rule, (int, float)) and not isinstance(rule, bool):
-        return {"absolute": float(rule)}
-    if not isinstance(rule, dict):
-        raise ValueError(f"margin rule {rule!r}: give a number or a mapping like {{noise: 1.0, regularizers: 0.25}}")
-    if "relative_to" in rule:  # the {relative_to: noise, factor: 1.0} spelling
-        rule = {rule["relative_to"]: rule.get("factor", 1.0)}
-    unknown = sorted(set(rule) - {"noise", "regularizers"})
-    if unknown or not rule:
-        raise ValueError(f"margin rule {rule!r}: keys are 'noise' and/or 'regularizers' (factors), not {unknown}")
-    return {k: float(v) for k, v in rule.items()}
+def _margin_rule(rule, where: str) -> tuple[str, float]:
+    """A margin rule -> (kind, value): a number is absolute; a mapping has exactly one key of MARGIN_RULES."""
+    if isinstance(rule, (int, float)) and not isinstance(rule, bool) and rule > 0:
+        return "absolute", float(rule)
+    if isinstance(rule, dict) and len(rule) == 1 and next(iter(rule)) in MARGIN_RULES:
+        kind, value = next(iter(rule.items()))
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+            return kind, float(value)
+    raise ValueError(f"{where}: {rule!r} is not a margin rule; allowed: a number > 0 (in the metric's units), "
+                     f"{{absolute: x}} or {{relative: f}} (an f-fold change of the baseline run's own value)")
 
 
-def margins(spec, cube: Cube, noise: pd.DataFrame) -> pd.DataFrame:
-    """Equivalence margin per metric, in the metric's units. Columns: metric, margin, margin_rule.
+def margins(spec, noise: pd.DataFrame, scale: float = 1.0) -> pd.DataFrame:
+    """Equivalence margin per metric, in the metric's units, fixed before the effects are looked at.
 
-    `spec`: a number (one absolute margin for every metric) or {"default": rule, <metric>: rule, ...}; a rule is
-    a number (absolute) or a mapping of factors {noise: k, regularizers: f}: margin = the largest of
-    k x noise_sd(metric) and f x the strongest regularizer effect on the metric (largest |across-seed mean| over
-    the dropout and weight-decay levels). Terms that cannot be computed (no seeds, no regularizer) are skipped;
-    NaN when none can.
-    """
-    if not isinstance(spec, dict) or ("default" not in spec and not set(spec) & set(cube.metrics)):
+    `spec`: a rule for every metric, or {"default": rule, <metric>: rule, ...} (names of other tables' metrics are
+    ignored); a rule is a number or {absolute: x}, or {relative: f}: on a log10 metric (LOG_SCALE) log10(1 + f),
+    an f-fold change of the quantity whatever its value, else f x the baseline run's own mean |value|
+    (`noise_table`'s baseline_value) - references that depend on neither the regularizers nor the grid's range.
+    `scale` multiplies every margin (the sensitivity table). Columns: metric, margin, margin_rule."""
+    if not isinstance(spec, dict) or set(spec) <= set(MARGIN_RULES):
         spec = {"default": spec}
-    unknown = sorted(set(spec) - {"default"} - set(cube.metrics) - set(CURVATURE_OUTCOMES))  # run-level: runlevel.py
-    if unknown:
-        raise ValueError(f"margin: unknown metric(s) {', '.join(map(str, unknown))}; chosen: {', '.join(cube.metrics)}")
-    mean = nanmean(cube.seed_means(), axis=1)  # (C, N)
-    regs = [cube.index(c) for c in cube.conditions if cube.family[c] in REGULARIZERS]
-    sd = noise.set_index("metric")["noise_sd"]
+    ref = noise.set_index("metric")["baseline_value"]
     rows = []
-    for j, metric in enumerate(cube.metrics):
+    for metric in noise["metric"]:
         rule = spec.get(metric, spec.get("default"))
-        terms = _margin_terms(rule)
-        strongest = np.nanmax(np.abs(mean[regs, j])) if regs and np.isfinite(mean[regs, j]).any() else np.nan
-        values = [terms.get("absolute", np.nan), terms.get("noise", np.nan) * sd.get(metric, np.nan),
-                  terms.get("regularizers", np.nan) * strongest]
-        values = [v for v in values if np.isfinite(v)]
-        rows.append(dict(metric=metric, margin=max(values) if values else np.nan,
-                         margin_rule=", ".join(f"{k} {v:g}" for k, v in terms.items())))
+        if rule is None:
+            raise ValueError(f"stats.equivalence_margin: no rule for metric {metric}; name it or give a default")
+        kind, value = _margin_rule(rule, f"stats.equivalence_margin.{metric}")
+        if kind == "absolute":
+            margin, text = value, f"{value:g}"
+        elif metric in LOG_SCALE:
+            margin, text = float(np.log10(1 + value)), f"relative {value:g}: log10(1 + {value:g})"
+        else:
+            margin, text = value * ref.get(metric, np.nan), f"relative {value:g} x baseline value"
+        rows.append(dict(metric=metric, margin=scale * margin, margin_rule=text))
     return pd.DataFrame(rows)
 
 
 # ----------------------------------------------------------------------------------------------- effects
-def effects(cube: Cube, noise: pd.DataFrame, margin: pd.DataFrame, alpha: float = 0.05,
-            fdr: bool = True) -> pd.DataFrame:
-    """One row per (non-baseline condition, metric): the across-seed effect, its noise scale and TOST.
+def state(detected: bool, equivalent: bool, beyond: bool) -> str:
+    """The state of one effect against 0 and the margin (see the constants above)."""
+    if beyond:
+        return BEYOND_MARGIN
+    if detected:
+        return DETECTED_SMALL if equivalent else DETECTED
+    return WITHIN_MARGIN if equivalent else UNDECIDED
 
-    Columns: scope, condition, family, metric, n_seeds, mean, sd, ci_low, ci_high (95 % t), t, p, p_adj,
-    noise_sd, effect_in_noise (mean / noise_sd: "x times the noise"), delta_sd (this condition's own SD across
-    seeds of Delta), margin, ci90_low, ci90_high, p_tost, p_tost_adj, differs (p < alpha), equivalent
-    (p_tost < alpha), measurable (differs and not equivalent: an effect shown to be there and not shown to be
-    negligible). p_adj and p_tost_adj: Benjamini-Hochberg over all rows of this table (the question "does
-    condition c move metric m" for every c and m); `differs` / `equivalent` use them when `fdr`.
+
+EFFECT_COLUMNS = ["scope", "condition", "family", "metric", "n_seeds", "mean", "sd", "d_z", "se", "df", "t", "p",
+                  "p_adj", "ci_low", "ci_high", "ci_level", "margin", "p_tost", "p_tost_adj", "ci90_low", "ci90_high",
+                  "ci90_level", "detected", "equivalent", "beyond_margin", "state"]
+
+
+def effects(cube: Cube, margin: pd.DataFrame, alpha: float = 0.05, fdr: bool = True,
+            prior: dict | None = None) -> pd.DataFrame:
+    """One row per (non-baseline condition, metric): the across-seed paired effect, d_z, its tests and its state.
+
+    Columns: scope, condition, family, metric, n_seeds, mean, sd (this row's own paired SD), d_z (mean / sd), se
+    and df (of the moderated t: `priors`), t, p, p_adj, ci_low, ci_high (the interval at ci_level), margin,
+    p_tost, p_tost_adj, ci90_low, ci90_high (at ci90_level), detected (p_adj < alpha: the CI excludes 0),
+    equivalent (p_tost_adj < alpha: the ci90 interval lies inside +-margin), beyond_margin (detected, and the CI
+    lies entirely outside +-margin), state (BEYOND_MARGIN | DETECTED | DETECTED_SMALL | WITHIN_MARGIN |
+    UNDECIDED). p_adj and p_tost_adj: Benjamini-Hochberg over all rows of this table (the question "does
+    condition c move metric m" for every c and m) when `fdr`, else the raw p. The intervals are those of the
+    decisions (`selection_level`): ci_level is 0.95 without fdr and 1 - R alpha / m with it, ci90_level 0.90 resp.
+    1 - 2 R' alpha / m', so a printed interval excludes 0 exactly when the row is `detected` and lies inside the
+    margin exactly when it is `equivalent`.
     """
-    per, delta = cube.seed_means("relative"), cube.seed_means("delta")
-    sd = noise.set_index("metric")["noise_sd"]
+    E = cube.seed_means("relative")  # (C, S, N)
+    prior = priors(cube) if prior is None else prior
     mg = margin.set_index("metric")["margin"]
+    idx = [i for i, c in enumerate(cube.conditions) if cube.family[c] != BASELINE]
+    blocks = []
+    for j, metric in enumerate(cube.metrics):
+        x = E[idx, :, j]
+        first = moderated_tests(x, prior[metric], mg.get(metric, np.nan))
+        blocks.append((metric, x, first))
+    p_all = np.concatenate([b[2]["p"] for b in blocks])
+    q_all = np.concatenate([b[2]["p_tost"] for b in blocks])
+    level = selection_level(p_all, alpha, fdr)
+    level90 = selection_level(q_all, alpha, fdr, two_sided=False)
     rows = []
-    for c in cube.conditions:
-        if cube.family[c] == BASELINE:
-            continue
-        i = cube.index(c)
-        for j, metric in enumerate(cube.metrics):
-            s = t_summary(per[i, :, j])
-            e = tost(per[i, :, j], mg.get(metric, np.nan), alpha)
-            own = _finite(delta[i, :, j])
-            rows.append(dict(scope=SCOPE, condition=c, family=cube.family[c], metric=metric, n_seeds=s["n"],
-                             mean=s["mean"], sd=s["sd"], ci_low=s["ci_low"], ci_high=s["ci_high"], t=s["t"],
-                             p=s["p"], noise_sd=sd.get(metric, np.nan),
-                             delta_sd=float(own.std(ddof=1)) if len(own) > 1 else np.nan,
-                             margin=mg.get(metric, np.nan), ci90_low=e["ci90_low"], ci90_high=e["ci90_high"],
-                             p_tost=e["p_tost"]))
-    cols = ["scope", "condition", "family", "metric", "n_seeds", "mean", "sd", "ci_low", "ci_high", "t", "p",
-            "p_adj", "noise_sd", "effect_in_noise", "delta_sd", "margin", "ci90_low", "ci90_high", "p_tost",
-            "p_tost_adj", "differs", "equivalent", "measurable"]
-    out = pd.DataFrame(rows, columns=[c for c in cols if c not in ("p_adj", "effect_in_noise", "p_tost_adj",
-                                                                    "differs", "equivalent", "measurable")])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out["effect_in_noise"] = out["mean"] / out["noise_sd"].where(out["noise_sd"] > 0)
-    out["p_adj"], out["p_tost_adj"] = bh(out["p"]), bh(out["p_tost"])
-    p, q = (out["p_adj"], out["p_tost_adj"]) if fdr else (out["p"], out["p_tost"])
-    out["differs"], out["equivalent"] = (p < alpha).to_numpy(), (q < alpha).to_numpy()
-    out["measurable"] = out["differs"] & ~out["equivalent"]
-    return out[cols]
+    for metric, x, _ in blocks:
+        r = moderated_tests(x, prior[metric], mg.get(metric, np.nan), level=level, tost_level=level90)
+        for k, i in enumerate(idx):
+            c = cube.conditions[i]
+            rows.append(dict(scope=SCOPE, condition=c, family=cube.family[c], metric=metric, n_seeds=int(r["n"][k]),
+                             mean=r["mean"][k], sd=r["sd"][k],
+                             d_z=r["mean"][k] / r["sd"][k] if r["sd"][k] > 0 else np.nan, se=r["se"][k],
+                             df=r["df"][k], t=r["t"][k], p=r["p"][k], ci_low=r["ci_low"][k], ci_high=r["ci_high"][k],
+                             margin=mg.get(metric, np.nan), p_tost=r["p_tost"][k], ci90_low=r["ci90_low"][k],
+                             ci90_high=r["ci90_high"][k]))
+    out = pd.DataFrame(rows, columns=[c for c in EFFECT_COLUMNS if c not in (
+        "p_adj", "p_tost_adj", "ci_level", "ci90_level", "detected", "equivalent", "beyond_margin", "state")])
+    order = {c: k for k, c in enumerate(cube.conditions)}
+    out = out.sort_values("condition", key=lambda v: v.map(order), kind="stable").reset_index(drop=True)
+    out["p_adj"], out["p_tost_adj"] = (bh(out["p"]), bh(out["p_tost"])) if fdr else (out["p"], out["p_tost"])
+    out["ci_level"], out["ci90_level"] = level, level90
+    out["detected"] = (out["p_adj"] < alpha).to_numpy()
+    out["equivalent"] = (out["p_tost_adj"] < alpha).to_numpy()
+    out["beyond_margin"] = out["detected"] & ((out["ci_low"] > out["margin"]) | (out["ci_high"] < -out["margin"]))
+    out["state"] = [state(d, e, b) for d, e, b in zip(out["detected"], out["equivalent"], out["beyond_margin"])]
+    return out[EFFECT_COLUMNS]
 
 
-def family_effects(cube: Cube, noise: pd.DataFrame) -> pd.DataFrame:
+def family_effects(cube: Cube) -> pd.DataFrame:
     """One row per (family, metric): per seed, the mean effect over the family's conditions; then across seeds.
 
-    Columns: scope, family, metric, n_conditions, n_seeds, mean, sd, ci_low, ci_high, t, p, p_adj (BH over the
-    rows of this table), noise_sd, effect_in_noise.
+    Columns: scope, family, metric, n_conditions, n_seeds, mean, sd, d_z, ci_low, ci_high, t, p, p_adj (BH over
+    the rows of this table).
     """
     per = cube.seed_means("relative")
-    sd = noise.set_index("metric")["noise_sd"]
     rows = []
     for family in dict.fromkeys(cube.family.values()):
         if family == BASELINE:
@@ -264,13 +283,10 @@ def family_effects(cube: Cube, noise: pd.DataFrame) -> pd.DataFrame:
         fam = nanmean(per[idx], axis=0)  # (S, N)
         for j, metric in enumerate(cube.metrics):
             s = t_summary(fam[:, j])
-            noise_sd = sd.get(metric, np.nan)
             rows.append(dict(scope=SCOPE, family=family, metric=metric, n_conditions=len(idx), n_seeds=s["n"],
-                             mean=s["mean"], sd=s["sd"], ci_low=s["ci_low"], ci_high=s["ci_high"], t=s["t"],
-                             p=s["p"], noise_sd=noise_sd,
-                             effect_in_noise=s["mean"] / noise_sd if noise_sd > 0 else np.nan))
+                             mean=s["mean"], sd=s["sd"], d_z=s["d_z"], ci_low=s["ci_low"], ci_high=s["ci_high"],
+                             t=s["t"], p=s["p"]))
     out = pd.DataFrame(rows)
     if len(out):
         out.insert(out.columns.get_loc("p") + 1, "p_adj", bh(out["p"]))
     return out
-

@@ -1,13 +1,12 @@
-"""One verdict per data condition, chosen by one rule (`decide`, whose docstring is the rule as printed).
+"""One verdict per data condition, in one of five states, chosen by one rule (`decide`).
 
-    regularizer_effects(effects, families, metrics) -> does each regularizer family move each metric measurably?
+    regularizer_moves(effects, families, metrics) -> which metrics each regularizer family moves, at which levels
     decide(facts) -> (verdict, reason)            the rule, on one condition's facts
     verdicts(...) -> the verdict table            gathers the facts from the tables and calls `decide`
 """
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,170 +14,175 @@ import pandas as pd
 
 from weightscape.names import DROPOUT, REGULARIZERS, WEIGHT_DECAY, nice
 
-from .dose import BELOW, BEYOND, SYMBOL, format_level
-from .seeds import SCOPE
+from .dose import BEYOND, OFF_CURVE, SYMBOL, equivalence_text, format_level
+from .seeds import BEYOND_MARGIN, DETECTED, DETECTED_SMALL, SCOPE, WITHIN_MARGIN
 
-NO_EFFECT = "no measurable effect (equivalent to baseline within the margin)"
+LIKE = {DROPOUT: "like dropout", WEIGHT_DECAY: "like weight decay"}
+SMALL = "detected, within the margin"
+NO_EFFECT = "no measurable effect"
 INCONCLUSIVE = "inconclusive"
+#: the five states of a verdict, in the order the summary explains them
+STATES = (LIKE[DROPOUT], LIKE[WEIGHT_DECAY], SMALL, NO_EFFECT, INCONCLUSIVE)
 
-
-def like(family: str, about: str) -> str:
-    """'like dropout (about p = 0.31)' / 'like weight decay (about lambda = 1.0e-03)'."""
-    return f"like {nice(family)} (about {about})"
+#: the rule in plain words (the summary's "How to read this"); `decide` implements it step by step
+RULE = (
+    "Each data condition gets one of five verdicts, from across-seed tests of its paired effect (its change from "
+    "pretrained minus the same seed's baseline change, averaged over layers) on each metric: "
+    "**like dropout** / **like weight decay**: it moves some metric beyond the equivalence margin (its interval "
+    "lies outside plus or minus the margin), at some point of that regularizer's dose-response curve it is "
+    "equivalent within the margin on every metric it moves that far (two one-sided tests on the seed-paired "
+    "differences) and not rejected on the others, and it is equivalent to no point of the other regularizer's "
+    "curve, every point of which is rejected (seed-level t-tests, Bonferroni over metrics); "
+    "**detected, within the margin**: a real but small effect - detected on some metric, and within the margin "
+    "on every metric; "
+    "**no measurable effect**: detected on no metric and shown within the margin on every metric; "
+    "**inconclusive**: anything else, with the reason. Detection is Benjamini-Hochberg adjusted over all "
+    "conditions and metrics, and every interval printed is the interval of the test that decided. "
+    "Margins are fixed before the data (stats.equivalence_margin), never from the regularizers' own effects.")
 
 
 # ----------------------------------------------------------------------------------------------- regularizers
-def regularizer_effects(effects: pd.DataFrame, families: dict, metrics, min_seeds: int = 3) -> pd.DataFrame:
-    """Per regularizer family and metric: is the family's effect measurable at all, at the levels measured?
+def regularizer_moves(effects: pd.DataFrame, families: dict, metrics, min_seeds: int = 3) -> pd.DataFrame:
+    """Per regularizer family and metric: does any of its measured levels move the metric (detected)?
 
-    Measurable = at least one of its levels moves the metric measurably (the `measurable` column of `effects`:
-    the BH-adjusted across-seed t-test differs from 0 and the effect is not shown to lie within the margin),
-    judged only with at least `min_seeds` seeds (below that: False, and the statement says why).
-    Columns: scope, family, metric, n_levels, n_seeds, measurable, measurable_levels, strongest_condition,
-    strongest_level, strongest_effect, strongest_in_noise, p_adj_min, statement.
+    Judged only with at least `min_seeds` seeds (below that: False, and the statement says why).
+    Columns: scope, family, metric, n_levels, n_seeds, moves, detected_levels, beyond_levels (levels whose effect
+    lies beyond the margin), strongest_condition, strongest_level, strongest_effect, strongest_ci_low,
+    strongest_ci_high, strongest_d_z, statement.
     """
     rows = []
     for name in REGULARIZERS:
         fam = families.get(name)
         for metric in metrics:
-            row = dict(scope=SCOPE, family=name, metric=metric, n_levels=0, n_seeds=0, measurable=False,
-                       measurable_levels="", strongest_condition="", strongest_level=np.nan,
-                       strongest_effect=np.nan, strongest_in_noise=np.nan, p_adj_min=np.nan,
+            row = dict(scope=SCOPE, family=name, metric=metric, n_levels=0, n_seeds=0, moves=False,
+                       detected_levels="", beyond_levels="", strongest_condition="", strongest_level=np.nan,
+                       strongest_effect=np.nan, strongest_ci_low=np.nan, strongest_ci_high=np.nan,
+                       strongest_d_z=np.nan,
                        statement=f"no {nice(name)} levels were measured, so {nice(metric)} cannot be compared "
                                  f"with {nice(name)}")
             part = effects[(effects["metric"] == metric) & effects["condition"].isin(fam.conditions)] if fam else []
             if len(part):
                 level = dict(zip(fam.conditions, fam.levels))
                 strong = part.loc[part["mean"].abs().idxmax()] if part["mean"].notna().any() else part.iloc[-1]
-                hit = part[part["measurable"]]
                 n = int(part["n_seeds"].min())
-                row.update(n_levels=len(part), n_seeds=n, measurable=bool(len(hit)) and n >= min_seeds,
-                           measurable_levels=",".join(format_level(name, level[c]) for c in hit["condition"]),
+                levels = (lambda rows: ", ".join(format_level(name, level[c]) for c in rows["condition"]))
+                row.update(n_levels=len(part), n_seeds=n, moves=bool(part["detected"].any()) and n >= min_seeds,
+                           detected_levels=levels(part[part["detected"]]),
+                           beyond_levels=levels(part[part["beyond_margin"]]),
                            strongest_condition=strong["condition"], strongest_level=level[strong["condition"]],
-                           strongest_effect=strong["mean"], strongest_in_noise=strong["effect_in_noise"],
-                           p_adj_min=part["p_adj"].min())
+                           strongest_effect=strong["mean"], strongest_ci_low=strong["ci_low"],
+                           strongest_ci_high=strong["ci_high"], strongest_d_z=strong["d_z"])
                 row["statement"] = _moves(name, metric, row, min_seeds)
             rows.append(row)
     return pd.DataFrame(rows)
 
 
 def _moves(family: str, metric: str, row: dict, min_seeds: int) -> str:
-    """The sentence of one regularizer_effects row."""
+    """The sentence of one regularizer_moves row; its interval is the strongest level's decision interval."""
     if row["n_seeds"] < min_seeds:
         return (f"fewer than {min_seeds} seeds (n = {row['n_seeds']}): whether {nice(family)} moves {nice(metric)} "
                 f"is not judged")
-    if not row["measurable"]:
-        return f"at these levels {nice(family)} does not move {nice(metric)} measurably"
-    return (f"{nice(family)} moves {nice(metric)} measurably (strongest at {SYMBOL[family]} = "
-            f"{format_level(family, row['strongest_level'])}: {row['strongest_effect']:+.3g}, "
-            f"{row['strongest_in_noise']:+.3g} x the noise)")
+    s = SYMBOL[family]
+    strongest = (f"{s} = {format_level(family, row['strongest_level'])}: {row['strongest_effect']:+.3g}, CI "
+                 f"{row['strongest_ci_low']:+.3g} to {row['strongest_ci_high']:+.3g}, d_z {row['strongest_d_z']:+.2g}")
+    if not row["moves"]:
+        return f"no {nice(family)} level is detected on {nice(metric)} (strongest {strongest})"
+    return f"{nice(family)} moves {nice(metric)}: detected at {s} = {row['detected_levels']} (strongest {strongest})"
 
 
 # ----------------------------------------------------------------------------------------------- the rule
 @dataclass(frozen=True)
 class Facts:
-    """What the rule reads about one condition (all decisions already made by the tests that produce them)."""
+    """What the rule reads about one condition (every decision already made by the tests that produce it)."""
 
     n_seeds: int
-    metrics: tuple  # the chosen metrics
-    moved: tuple  # metrics the condition moves measurably (differs from 0, not shown within the margin)
-    equivalent: tuple  # metrics on which its effect is equivalent to 0 within the margin (TOST)
-    measurable: dict  # regularizer family -> metrics it moves measurably; a family absent from the grid is absent
-    difference_ci: tuple = (np.nan, np.nan)  # 95 % CI of distance(weight decay) - distance(dropout)
-    about: dict = field(default_factory=dict)  # regularizer family -> "p = 0.31" (the equivalent level)
+    states: dict  # metric -> seeds.state of the condition's effect
+    present: tuple = ()  # the regularizer families in the grid
+    on_curve: dict = field(default_factory=dict)  # family -> equivalent within the margin to a point of its curve
+    off_curve: dict = field(default_factory=dict)  # family -> every point of its curve rejected
+    text: dict = field(default_factory=dict)  # family -> the placement's text
     min_seeds: int = 3
 
 
+def _names(metrics) -> str:
+    return ", ".join(nice(m) for m in metrics)
+
+
 def decide(f: Facts) -> tuple[str, str]:
-    """The verdict of a data condition over the chosen spectral metrics. Every test is across seeds, at level
-    alpha, on p-values Benjamini-Hochberg adjusted over all conditions and metrics (setting fdr, on by default);
-    a metric is "moved measurably" when its effect differs from zero (t-test) and is not shown to lie within
-    the margin.
-    (1) With fewer seeds than the minimum (3 by default): "inconclusive".
-    (2) If on every chosen metric the condition's effect is equivalent to zero (two one-sided t-tests: its
-    90 % confidence interval lies inside plus or minus the margin): "no measurable effect (equivalent to
-    baseline within the margin)".
-    (3) If it moves no metric measurably: "inconclusive" (neither an effect nor its absence is shown).
-    (4) If dropout or weight decay has no measured levels: "inconclusive".
-    (5) Its distance to a family is the root-mean-square difference over the metrics, each divided by its
-    seed-noise SD, to the nearest point of that family's monotone dose-response curve. It is nearer the dropout
-    curve when the 95 % bootstrap interval (over seeds and layers) of its distance to the weight-decay curve
-    minus its distance to the dropout curve lies above zero, nearer weight decay when it lies below zero;
-    otherwise "inconclusive".
-    (6) The nearer family must itself move measurably, at some measured level, every metric the condition
-    moves measurably; otherwise "inconclusive".
-    (7) Else "like dropout (about p = ...)" or "like weight decay (about lambda = ...)", at the level whose
-    interpolated effect best matches the condition's (never beyond the measured levels).
-    """
+    """The verdict (one of STATES) and its reason; the steps are those of RULE, in order."""
     if f.n_seeds < f.min_seeds:
         return INCONCLUSIVE, f"fewer than {f.min_seeds} seeds (n = {f.n_seeds})"
-    if f.metrics and set(f.metrics) <= set(f.equivalent):
-        return NO_EFFECT, "equivalent to 0 within the margin on every metric"
-    if not f.moved:
-        open_ = [m for m in f.metrics if m not in f.equivalent]
-        return INCONCLUSIVE, ("no metric moves measurably, but equivalence within the margin is not shown on "
-                              + ", ".join(map(nice, open_)))
-    absent = [nice(r) for r in REGULARIZERS if r not in f.measurable]
+    detected = [m for m, s in f.states.items() if s in (BEYOND_MARGIN, DETECTED, DETECTED_SMALL)]
+    if f.states and all(s in (DETECTED_SMALL, WITHIN_MARGIN) for s in f.states.values()):
+        if detected:
+            return SMALL, f"detected on {_names(detected)}; within the margin on every metric"
+        return NO_EFFECT, "none detected; within the margin on every metric"
+    beyond = [m for m, s in f.states.items() if s == BEYOND_MARGIN]
+    if not beyond:
+        if detected:
+            return INCONCLUSIVE, f"detected on {_names(detected)}, but not shown to exceed the margin"
+        open_ = [m for m, s in f.states.items() if s != WITHIN_MARGIN]
+        return INCONCLUSIVE, f"none detected, and within the margin not shown on {_names(open_)}"
+    absent = [nice(r) for r in REGULARIZERS if r not in f.present]
     if absent:
         return INCONCLUSIVE, f"no {' or '.join(absent)} levels in the grid, so the two cannot be compared"
-    lo, hi = f.difference_ci
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        return INCONCLUSIVE, "the distance difference has no confidence interval"
-    if lo <= 0 <= hi:
-        return INCONCLUSIVE, (f"distances to the dropout and weight-decay curves do not separate (95 % CI of "
-                              f"the difference {lo:+.2g} to {hi:+.2g} includes 0)")
-    nearer = DROPOUT if lo > 0 else WEIGHT_DECAY
-    lacking = [m for m in f.moved if m not in f.measurable[nearer]]
-    if lacking:
-        return INCONCLUSIVE, (f"nearer {nice(nearer)}, but {nice(nearer)} does not move "
-                              f"{', '.join(map(nice, lacking))} measurably at these levels")
-    return like(nearer, f.about.get(nearer, "?")), (f"moves {', '.join(map(nice, f.moved))}; nearer "
-                                                    f"{nice(nearer)} (difference CI {lo:+.2g} to {hi:+.2g})")
-
-
-#: the rule in plain words, for the summary's first paragraph
-VERDICT_RULE = inspect.cleandoc(decide.__doc__)
-
-
-def about(family: str, row) -> str:
-    """'p = 0.31', 'p < 0.1' (below the smallest level), 'p >= 0.7' (at or beyond the largest)."""
-    if row is None or not isinstance(row["position"], str):
-        return f"{SYMBOL[family]} = ?"
-    if row["position"] == BELOW:
-        if not np.isfinite(row["level_ci_high"]):  # the bootstrap reaches past the largest level
-            return f"{SYMBOL[family]} below the smallest level (CI unbounded)"
-        return f"{SYMBOL[family]} < {format_level(family, row['level_ci_high'])}"
-    op = ">=" if row["position"] == BEYOND else "="
-    return f"{SYMBOL[family]} {op} {format_level(family, row['level'])}"
+    like = [r for r in REGULARIZERS if f.on_curve.get(r)
+            and all(f.off_curve.get(o) and not f.on_curve.get(o) for o in REGULARIZERS if o != r)]
+    moves = f"moves {_names(beyond)} beyond the margin"
+    if len(like) == 1:
+        r = like[0]
+        other = [o for o in REGULARIZERS if o != r][0]
+        return LIKE[r], (f"{moves}; on the {nice(r)} curve ({f.text[r]}); every point of the {nice(other)} curve "
+                         f"rejected")
+    on = [r for r in REGULARIZERS if f.on_curve.get(r)]
+    where = "; ".join(f"{nice(r)}: {f.text[r]}" for r in REGULARIZERS)
+    if len(on) == 2:
+        return INCONCLUSIVE, f"{moves}; equivalent within the margin to points of both curves ({where})"
+    if on:
+        other = [o for o in REGULARIZERS if o != on[0]][0]
+        return INCONCLUSIVE, (f"{moves}; on the {nice(on[0])} curve, but the {nice(other)} curve is not rejected "
+                              f"everywhere ({where})")
+    if all(f.off_curve.get(r) for r in REGULARIZERS):
+        return INCONCLUSIVE, f"{moves}; off both curves: no level of either regularizer matches ({where})"
+    return INCONCLUSIVE, f"{moves}; not shown equivalent to either curve within the margin ({where})"
 
 
 # ----------------------------------------------------------------------------------------------- the table
-def verdicts(effects: pd.DataFrame, regularizers: pd.DataFrame, placement: pd.DataFrame,
-             comparison: pd.DataFrame, conditions, metrics, min_seeds: int = 3) -> pd.DataFrame:
-    """One row per condition in `conditions`: scope, condition, family, n_seeds, verdict, reason, moved,
-    equivalent_on, level_dropout, level_weight_decay (the equivalent levels as text), difference, diff_ci_low,
-    diff_ci_high. The verdict comes from `decide` only."""
-    measurable = {}
-    for name, part in regularizers[regularizers["n_levels"] > 0].groupby("family", sort=False):
-        measurable[name] = tuple(part.loc[part["measurable"], "metric"])
-    comp = comparison.set_index("condition") if len(comparison) else pd.DataFrame()
+def _level_text(family: str, row: pd.Series) -> str:
+    """The equivalent strength as printed for one condition and regularizer: the confidence set's text, or -
+    where the condition is equivalent within the margin to the curve although its confidence set is empty
+    (a 95 % set misses in 5 % of draws) - the levels where it is equivalent."""
+    if row["on_curve"] and row["position"] in (OFF_CURVE, BEYOND):
+        return equivalence_text(family, row["equivalent_low"], row["equivalent_high"])
+    return row["text"]
+
+
+VERDICT_COLUMNS = ["scope", "condition", "family", "n_seeds", "verdict", "reason", "detected", "beyond_margin",
+                   "within_margin", "level_dropout", "level_weight_decay"]
+
+
+def verdicts(effects: pd.DataFrame, placement: pd.DataFrame, families: dict, conditions, min_seeds: int = 3) -> \
+        pd.DataFrame:
+    """One row per condition in `conditions`: scope, condition, family, n_seeds, verdict, reason, detected,
+    beyond_margin, within_margin (metrics in that state, comma-separated), level_dropout, level_weight_decay (the
+    placements' texts). The verdict comes from `decide` only."""
+    pl = placement.set_index(["condition", "regularizer"]) if len(placement) else pd.DataFrame()
     rows = []
     for c in conditions:
-        e = effects[(effects["condition"] == c) & effects["metric"].isin(metrics)]
+        e = effects[effects["condition"] == c]
         if e.empty:
             continue
         n = int(e["n_seeds"].min())
-        pl = {r["regularizer"]: r for _, r in placement[placement["condition"] == c].iterrows()} if len(
-            placement) else {}
-        ab = {name: about(name, pl.get(name)) for name in measurable}
-        ci = (comp.at[c, "diff_ci_low"], comp.at[c, "diff_ci_high"]) if c in comp.index else (np.nan, np.nan)
-        facts = Facts(n_seeds=n, metrics=tuple(e["metric"]), moved=tuple(e.loc[e["measurable"], "metric"]),
-                      equivalent=tuple(e.loc[e["equivalent"], "metric"]), measurable=measurable,
-                      difference_ci=ci, about=ab, min_seeds=min_seeds)
+        got = {r: pl.loc[(c, r)] for r in families if (c, r) in pl.index}
+        facts = Facts(n_seeds=n, states=dict(zip(e["metric"], e["state"])), present=tuple(families),
+                      on_curve={r: bool(g["on_curve"]) for r, g in got.items()},
+                      off_curve={r: bool(g["off_curve"]) for r, g in got.items()},
+                      text={r: _level_text(r, g) for r, g in got.items()}, min_seeds=min_seeds)
         verdict, reason = decide(facts)
         rows.append(dict(scope=SCOPE, condition=c, family=e["family"].iat[0], n_seeds=n, verdict=verdict,
-                         reason=reason, moved=",".join(facts.moved), equivalent_on=",".join(facts.equivalent),
-                         level_dropout=ab.get(DROPOUT, ""), level_weight_decay=ab.get(WEIGHT_DECAY, ""),
-                         difference=comp.at[c, "difference"] if c in comp.index else np.nan,
-                         diff_ci_low=ci[0], diff_ci_high=ci[1]))
-    return pd.DataFrame(rows)
+                         reason=reason, detected=",".join(e.loc[e["detected"], "metric"]),
+                         beyond_margin=",".join(e.loc[e["beyond_margin"], "metric"]),
+                         within_margin=",".join(e.loc[e["equivalent"], "metric"]),
+                         level_dropout=facts.text.get(DROPOUT, ""),
+                         level_weight_decay=facts.text.get(WEIGHT_DECAY, "")))
+    return pd.DataFrame(rows, columns=VERDICT_COLUMNS)

@@ -1,0 +1,110 @@
+"""summary.md's answer section against the CSVs it is generated from: the one table, the claim sentences, the
+regularizer sentences - every number the table's, every interval the deciding test's, no placement on a regularizer
+that moves nothing. The tables are a planted draw at the default run's scale (tests/planted.py), written to CSV and
+read back as the pipeline's rule summary_md reads them."""
+
+import re
+
+import numpy as np
+import pandas as pd
+import planted as P
+import pytest
+
+from weightscape import report
+from weightscape.answer import TABLES, read_table, write_answer
+from weightscape.stats import outcome_tests
+
+NUMBER = r"[-+]?(?:\d+\.?\d*(?:e[-+]?\d+)?|inf)"
+
+
+def _runs_with_outcomes(plan, n_seeds):
+    runs = P.make_runs(plan, n_seeds)
+    rng = np.random.default_rng(5)
+    return runs.assign(id_accuracy=rng.uniform(0.7, 0.9, len(runs)), ood_accuracy=rng.uniform(0.5, 0.8, len(runs)),
+                       id_ece=rng.uniform(0.05, 0.1, len(runs)), ood_ece=rng.uniform(0.05, 0.15, len(runs)))
+
+
+def _summary(tmp_path, plan, n_seeds=3, rng_seed=0):
+    from weightscape import stats as S
+    from weightscape.answer import answer
+
+    runs = _runs_with_outcomes(plan, n_seeds)
+    deltas = S.layer_deltas(P.make_layers(plan, n_seeds, rng_seed=rng_seed))
+    diversity = pd.DataFrame([dict(dataset="d", model="m", condition=c, seed=s, n=100, vendi_pixel=10 + k + 0.1 * s,
+                                   vendi_embedding=5 + k, rho=0.6, vendi_weighted=0.6 * (5 + k) + 0.01 * s)
+                              for k, c in enumerate(["baseline"] + list(plan)) for s in range(n_seeds)])
+    write_answer(answer(deltas, runs, diversity=diversity), tmp_path / "answer")
+    tables = {name: read_table(tmp_path / "answer" / f"{name}.csv") for name in TABLES}
+    text = report.write_summary(tests=pd.DataFrame(), distances=pd.DataFrame(), effects=pd.DataFrame(),
+                                outcomes=outcome_tests(runs), out_md=tmp_path / "summary.md", answer=tables)
+    return tables, text.split("# Details")[0]
+
+
+@pytest.fixture(scope="module")
+def summary(tmp_path_factory):
+    measured = P.measured()
+    data = {c: v for c, v in measured.items() if v[0] in ("diversity", "synthetic")}
+    return _summary(tmp_path_factory.mktemp("summary"), {**P.regularizer_plan(), **data, **P.copies(
+        of=["weight_decay_0.001"])})
+
+
+def test_the_summary_opens_with_the_one_table_whose_cells_are_the_csvs(summary):
+    tables, opening = summary
+    lines = opening.splitlines()
+    assert lines[2].startswith("## The answer (3 seeds per condition)")
+    header = next(i for i, line in enumerate(lines) if line.startswith("| condition |"))
+    assert lines[header] == ("| condition | family | verdict | equivalent dropout p (CI) | equivalent lambda (CI) | "
+                             "ID accuracy | OOD accuracy | ECE |")
+    rows = [line for line in lines[header + 2:] if line.startswith("| ")]
+    overview = tables["overview"]
+    assert len(rows) == len(overview) and overview["condition"].iat[0] == "baseline"
+    for row, (_, r) in zip(rows, overview.iterrows()):
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[0] == f"**{r['condition']}**" and cells[2] == r["verdict"]
+        assert cells[3] == (r["dropout"] if isinstance(r["dropout"], str) else "")
+        for cell, outcome in zip(cells[5:], ("id_accuracy", "ood_accuracy", "id_ece")):
+            numbers = [float(x) for x in re.findall(NUMBER, cell)]
+            expected = [r[outcome], r[f"{outcome}_ci_low"], r[f"{outcome}_ci_high"]]
+            assert numbers == pytest.approx(expected, rel=5e-3), (cell, expected)
+
+
+def test_every_claim_has_two_sentences_from_its_csv_row(summary):
+    tables, opening = summary
+    for _, claim in tables["claims"].iterrows():
+        title = report.CLAIM_TITLES[claim["claim"]]
+        line = next(line for line in opening.splitlines() if line.startswith(f"**{title}: {claim['statement']}.**"))
+        assert f": {claim['statement']}.**" in line
+        assert claim["reason"][1:] in line and (not isinstance(claim["detail"], str) or claim["detail"][1:] in line)
+
+
+def test_no_sentence_says_not_detected_next_to_an_interval_that_excludes_zero(summary):
+    tables, opening = summary
+    said = [s for line in opening.splitlines() if line.startswith("- **") for s in line.split("; ")]
+    checked = 0
+    for sentence in said:
+        if "level is detected on" in sentence:
+            low, high = (float(x) for x in re.search(rf"CI ({NUMBER}) to ({NUMBER})", sentence).groups())
+            assert low <= 0 <= high, sentence
+            checked += 1
+    assert checked >= 1
+    reg = tables["regularizers"]
+    for _, r in reg.iterrows():  # the table itself: not moved <=> its strongest level's interval includes 0
+        if not r["moves"]:
+            assert r["strongest_ci_low"] <= 0 <= r["strongest_ci_high"]
+
+
+def test_a_level_is_printed_as_a_point_only_with_a_bounded_interval(summary):
+    tables, _ = summary
+    for text in pd.concat([tables["overview"]["dropout"], tables["overview"]["weight_decay"]]).dropna():
+        for low, high in re.findall(rf"= {NUMBER} \\(({NUMBER}) to ({NUMBER})\\)", text):
+            assert float(low) > 0 and np.isfinite(float(high)), text
+
+
+def test_no_placement_is_printed_for_a_regularizer_that_moves_no_metric(tmp_path):
+    plan = {**P.regularizer_plan(), **P.copies(of=["weight_decay_0.001"])}
+    flat = {c: (f, lv, 0 * mu, sd) for c, (f, lv, mu, sd) in plan.items() if f == "dropout"}
+    tables, opening = _summary(tmp_path, {**plan, **flat}, rng_seed=3)
+    assert not tables["regularizers"].query("family == 'dropout'")["moves"].any()
+    column = tables["overview"].query("condition != 'baseline'")["dropout"]
+    assert column.str.startswith("not placed: dropout moves none of the metrics").all()
+    assert "p = " not in "".join(column) and "p < " not in "".join(column)
