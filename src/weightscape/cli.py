@@ -94,6 +94,47 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _answer(args: argparse.Namespace) -> int:
+    import pandas as pd
+    import yaml
+
+    from weightscape.answer import TABLES, answer, settings, write_answer
+    from weightscape.io import write_csv
+    from weightscape.manifest import load_manifest, manifest_runs
+    from weightscape.stats import compare
+
+    out = Path(args.out)
+    try:
+        stats_config = (yaml.safe_load(Path(args.config).read_text()) or {}).get("stats") if args.config else None
+        cfg = settings(stats_config)
+        layers = load_manifest(args.manifest)
+        runs = manifest_runs(layers)
+        if args.runs:
+            outcomes = pd.read_csv(args.runs)
+            keep = [c for c in outcomes.columns if c not in runs.columns or c in ("dataset", "model", "condition",
+                                                                                  "seed")]
+            runs = runs.merge(outcomes[keep], on=["dataset", "model", "condition", "seed"], how="left")
+        diversity = pd.read_csv(args.diversity) if args.diversity else None
+        tables = compare(layers, runs, out_dir=out / "compare")
+        seeds = runs.groupby("condition")["seed"].nunique().min()
+        if seeds < cfg["min_seeds"]:
+            print(f"weightscape: the across-seed answer needs >= {cfg['min_seeds']} seeds per condition "
+                  f"(stats.min_seeds); {args.manifest} has {seeds}: wrote the across-layer tables only, to "
+                  f"{out / 'compare'}")
+            return 0
+        result = answer(tables["layer_deltas"], runs, diversity=diversity, config=stats_config)
+    except (ValueError, FileNotFoundError, yaml.YAMLError) as error:
+        print(f"weightscape: {' '.join(str(error).split())}", file=sys.stderr)
+        return 1
+    write_answer(result, out / "answer")
+    if args.keep_deltas:
+        write_csv(out / "compare" / "layer_deltas.csv", tables["layer_deltas"])
+    view = result["overview"][["condition", "family", "n_seeds", "verdict", "dropout", "weight_decay"]]
+    print(view.to_string(index=False))
+    print(f"-> {out / 'answer'} ({len(TABLES)} tables) and {out / 'compare'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="weightscape", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -130,6 +171,20 @@ def main(argv: list[str] | None = None) -> int:
     comp.add_argument("--n-resamples", type=int, default=1000)
     comp.add_argument("--seed", type=int, default=0)
     comp.set_defaults(handler=_compare)
+
+    ans = commands.add_parser("answer", help="the across-seed answer of published per-layer tables",
+                              description="The across-seed verdicts (the pipeline's rule answer, same code) from a "
+                                          "manifest CSV of WeightWatcher or weightscape per-layer tables: columns "
+                                          "path, condition, family, stage, dataset, model, and optionally seed and "
+                                          "level (dropout p / weight decay lambda of regularizer rows).")
+    ans.add_argument("--manifest", required=True)
+    ans.add_argument("--out", required=True, help="folder: answer/*.csv (across seeds) and compare/*.csv (across "
+                                                  "layers)")
+    ans.add_argument("--runs", help="optional runs.csv: accuracy / ECE / OOD outcomes of the overview table")
+    ans.add_argument("--diversity", help="optional diversity.csv: Vendi scores for the paper claims")
+    ans.add_argument("--config", help="optional weightscape YAML: its `stats` section (margins, metrics, alpha)")
+    ans.add_argument("--keep-deltas", action="store_true", help="also write compare/layer_deltas.csv")
+    ans.set_defaults(handler=_answer)
     args = parser.parse_args(argv)
     return args.handler(args)
 

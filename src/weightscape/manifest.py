@@ -38,6 +38,15 @@ def _read_table(file: Path, where: str) -> pd.DataFrame:
     return table
 
 
+def _level(r: pd.Series, where: str) -> float:
+    """The row's `level` (dropout p / weight decay lambda; empty = none) as a float."""
+    text = str(r.get("level", "")).strip()
+    try:
+        return float(text) if text else float("nan")
+    except ValueError:
+        raise ValueError(f"{where}: level {text!r} in column level is not a number") from None
+
+
 def _checked_row(r: pd.Series, where: str) -> int:
     """Validate one manifest row; return its seed."""
     for col in MANIFEST_COLUMNS:
@@ -60,7 +69,8 @@ def load_manifest(path: str | Path) -> pd.DataFrame:
 
     Manifest columns: path (relative to the manifest's folder), condition, family (baseline, dropout,
     weight_decay, diversity, synthetic, combined; "pretrained" allowed on pretrained rows), stage (pretrained,
-    finetuned), dataset, model, optional seed (default 0). A pretrained row's condition is "pretrained" (the
+    finetuned), dataset, model, optional seed (default 0) and level (the dropout p / weight decay lambda of a
+    regularizer row, which the across-seed answer's dose-response needs). A pretrained row's condition is "pretrained" (the
     starting point of every run of its dataset / model / seed) or a run's condition (that run's own). Every
     fine-tuned table needs a pretrained table (its own, else its seed's) with the same longname set. Pretrained
     rows become condition = family = "pretrained", with `pretrained_for` naming their run ("" when shared).
@@ -92,7 +102,7 @@ def load_manifest(path: str | Path) -> pd.DataFrame:
         else:
             table = table.assign(condition=r["condition"], family=r["family"])
         tables.append((where, file, key, table.assign(dataset=r["dataset"], model=r["model"], seed=seed,
-                                                      stage=r["stage"])))
+                                                      stage=r["stage"], level=_level(r, where))))
     for where, file, key, table in tables:
         if table["stage"].iat[0] != FINETUNED:
             continue
@@ -115,3 +125,11 @@ def load_manifest(path: str | Path) -> pd.DataFrame:
     if PRETRAINED_FOR in layers.columns:
         layers[PRETRAINED_FOR] = layers[PRETRAINED_FOR].fillna("")
     return layers[first + [c for c in layers.columns if c not in first]]
+
+
+def manifest_runs(layers: pd.DataFrame) -> pd.DataFrame:
+    """The runs of a `load_manifest` layers table, one row per fine-tuned table: dataset, model, condition, family,
+    seed, level - what the across-seed answer reads from runs.csv."""
+    fin = layers[layers["stage"] == FINETUNED]
+    cols = ["dataset", "model", "condition", "family", "seed", "level"]
+    return fin.drop_duplicates(["dataset", "model", "condition", "seed"])[cols].reset_index(drop=True)
