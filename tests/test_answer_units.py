@@ -112,11 +112,12 @@ def test_variance_prior_recovers_a_known_scaled_inverse_chi_square():
 
 
 def test_moderated_intervals_cover_at_three_seeds_under_heterogeneous_noise():
-    """90 % of conditions share one noise, 10 % have 5x it; 3 seeds: every row's interval covers its mean >= 94 %."""
+    """98 % of conditions share one noise, 2 % have 5x it (weight decay 5e-3 on alpha, 4.6x); 3 seeds: intervals
+    cover >= 94 % overall and >= 90 % for the noisy rows, which the prior of the others must not shrink."""
     rng = np.random.default_rng(1)
-    sd = np.where(np.arange(200) % 10 == 0, 5.0, 1.0)
+    sd = np.where(np.arange(200) % 50 == 0, 5.0, 1.0)
     covered = []
-    for _ in range(60):
+    for _ in range(150):
         x = rng.normal(0, sd[:, None], (200, 3))
         prior = I.variance_prior(x.var(axis=1, ddof=1), 2)
         r = I.moderated_tests(x, prior)
