@@ -131,6 +131,8 @@ FIGURES = [
     "outcome_bars",
     "accuracy_vs_vendi",
     "dose_response",
+    "where",
+    "predictors",
 ]
 # the tables of the across-seed answer, results/answer/<name>.csv (their one home: weightscape.answer)
 ANSWER_TABLES = list(ANSWER_TABLE_NAMES)

@@ -43,7 +43,7 @@ rule compare:
 
 rule answer:
     input:
-        deltas="results/compare/layer_deltas.parquet",
+        layers="results/summary/layers.parquet",
         runs="results/summary/runs.csv",
         diversity="results/diversity/diversity.csv",
     output:

@@ -7,6 +7,8 @@ rule plots:
         curves="results/answer/curves.csv",
         placement="results/answer/placement.csv",
         answer_effects="results/answer/effects.csv",
+        groups="results/answer/groups.csv",
+        predictors="results/answer/predictors.csv",
         trajectory=trajectory_curves,
         eigenvalues=lambda wildcards: list(esd_archives().values()),
     output:

@@ -6,7 +6,7 @@ import pytest
 from scipy import stats
 
 from weightscape.answer.runlevel import FLATTER, NO_CHANGE, UNDECIDED, curvature_effects
-from weightscape.report import _curvature_line
+from weightscape.answer_report import curvature_line as _curvature_line
 
 MARGIN = {"default": {"absolute": 0.1}}
 DROPOUT = {0.25: -0.4, 0.5: -0.8, 0.75: -1.2}  # planted log10 effect of each dropout level on the trace

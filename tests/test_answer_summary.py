@@ -10,7 +10,7 @@ import pandas as pd
 import planted as P
 import pytest
 
-from weightscape import report
+from weightscape import answer_report, report
 from weightscape.answer import TABLES, read_table, write_answer
 from weightscape.stats import outcome_tests
 
@@ -60,7 +60,8 @@ def test_the_summary_opens_with_the_one_table_whose_cells_are_the_csvs(summary):
     assert len(rows) == len(overview) and overview["condition"].iat[0] == "baseline"
     for row, (_, r) in zip(rows, overview.iterrows()):
         cells = [c.strip() for c in row.strip("|").split("|")]
-        assert cells[0] == f"**{r['condition']}**" and cells[2] == r["verdict"]
+        assert cells[0] == f"**{r['condition']}**" and cells[2] == answer_report.verdict_cell(r)
+        assert cells[2].startswith(r["verdict"])
         assert cells[3] == (r["dropout"] if isinstance(r["dropout"], str) else "")
         for cell, outcome in zip(cells[5:], ("id_accuracy", "ood_accuracy", "id_ece")):
             numbers = [float(x) for x in re.findall(NUMBER, cell)]
@@ -70,16 +71,21 @@ def test_the_summary_opens_with_the_one_table_whose_cells_are_the_csvs(summary):
 
 def test_every_claim_has_two_sentences_from_its_csv_row(summary):
     tables, opening = summary
+    names = {"W": "W", "delta": "Delta W"}
     for _, claim in tables["claims"].iterrows():
-        title = report.CLAIM_TITLES[claim["claim"]]
-        line = next(line for line in opening.splitlines() if line.startswith(f"**{title}: {claim['statement']}.**"))
-        assert f": {claim['statement']}.**" in line
-        assert claim["reason"][1:] in line and (not isinstance(claim["detail"], str) or claim["detail"][1:] in line)
+        title = answer_report.CLAIM_TITLES[claim["claim"]]
+        line = next(line for line in opening.splitlines() if line.startswith(f"**{title}: "))
+        lens = claim["lens"] if isinstance(claim["lens"], str) else ""
+        assert (f"{claim['statement']} on {names[lens]}" if lens else f": {claim['statement']}.**") in line
+        assert claim["reason"][1:] in line
+        if lens in ("delta", "") and isinstance(claim["detail"], str):  # the second sentence: the update lens's
+            assert claim["detail"][1:] in line
 
 
 def test_no_sentence_says_not_detected_next_to_an_interval_that_excludes_zero(summary):
     tables, opening = summary
-    said = [s for line in opening.splitlines() if line.startswith("- **") for s in line.split("; ")]
+    said = [s for line in opening.splitlines() if line.startswith("- **")
+            for s in re.split(r"; |\. Shape: |: scale: ", line)]
     checked = 0
     for sentence in said:
         if "level is detected on" in sentence:

@@ -170,7 +170,7 @@ def test_what_the_regularizers_move_is_stated_per_family_and_metric(result):
 
 def test_every_table_carries_n_seeds(result):
     for name, table in result.items():
-        assert table.empty or "n_seeds" in table.columns, name
+        assert table.empty or "n_seeds" in table.columns or name == "excluded", name
     assert set(result["verdicts"]["n_seeds"]) == {3}
 
 
@@ -217,7 +217,7 @@ def test_nothing_is_placed_on_a_regularizer_that_moves_no_metric():
     flat = {m: 0 * _l for m in METRICS}
     g = grid({"like_wd": ("diversity", np.nan, wd_effect(1e-3), 0.0)}, dropout=())
     g.update({f"dropout_{p:g}": ("dropout", p, flat, 0.0) for p in DROPOUT_P})
-    res = run_answer(g, n_seeds=3)
+    res = run_answer(g, n_seeds=3, config={"alpha": 0.01})  # no chance detection among dropout's 20 null rows
     assert not res["regularizers"].query("family == 'dropout'")["moves"].any()
     pl = res["placement"].query("regularizer == 'dropout'")
     assert (pl["position"] == dose.NOT_PLACED).all() and pl["level"].isna().all()

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from weightscape import report
+from weightscape import answer_report
 
 from conftest import REPO, job_counts, reordered, snakemake, write_config
 
@@ -224,13 +224,13 @@ def test_execution_settings_rerun_no_job(smoke, train):
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
-def test_switching_on_delta_spectra_runs_only_the_delta_jobs_and_the_aggregates(smoke):
+def test_switching_off_delta_spectra_reruns_only_the_aggregates(smoke):
     workdir, config = smoke
-    changed = write_config(workdir / "delta.yaml", config, spectra={"delta": True})
+    changed = write_config(workdir / "delta.yaml", config, spectra={"delta": False})
     result = snakemake(workdir, "-n", "--cores", "2", "--configfile", str(changed))
     assert result.returncode == 0, result.stderr
-    assert job_counts(result.stdout) == {"spectra_delta": 21, "summarize_spectra": 1, "compare": 1, "answer": 1,
-                                          "plots": 1, "summary_md": 1, "all": 1, "total": 27}
+    assert job_counts(result.stdout) == {"summarize_spectra": 1, "compare": 1, "answer": 1, "plots": 1,
+                                          "summary_md": 1, "all": 1, "total": 6}
 
 
 def test_every_result_file_is_readable_by_group_and_others(smoke):
@@ -312,16 +312,22 @@ def test_summary_opens_with_the_answer_table_and_both_claims_from_the_tables(smo
     for condition, row in overview.iterrows():
         line = next(line for line in opening.splitlines() if line.startswith(f"| **{condition}** |"))
         cells = [c.strip() for c in line.strip("|").split("|")]
-        assert cells[2] == row["verdict"] and (row["verdict"] in states or condition == "baseline")
+        assert cells[2] == answer_report.verdict_cell(row) and (row["verdict"] in states or condition == "baseline")
         assert cells[3] == row["dropout"] and cells[4] == row["weight_decay"]
         assert cells[5] == f"{_g(row['id_accuracy'])} ({_g(row['id_accuracy_ci_low'])} to "\
                            f"{_g(row['id_accuracy_ci_high'])})"
-    for condition, row in verdicts.iterrows():
-        assert f"- **{condition}**: {row['verdict']} - {row['reason']}." in opening
+    for _, row in pd.read_csv(answer / "verdicts.csv").iterrows():
+        lens = {"W": "W", "delta": "Delta W"}[row["lens"]]
+        assert f"- **{row['condition']}** on {lens}: {row['verdict']} - {row['reason']}." in opening
+    names = {"W": "W", "delta": "Delta W"}
     for _, claim in claims.iterrows():
-        title = report.CLAIM_TITLES[claim["claim"]]
-        line = next(line for line in opening.splitlines() if line.startswith(f"**{title}: {claim['statement']}.**"))
-        assert claim["reason"][1:] in line and claim["detail"][1:] in line
+        title = answer_report.CLAIM_TITLES[claim["claim"]]
+        line = next(line for line in opening.splitlines() if line.startswith(f"**{title}: "))
+        lens = claim["lens"] if isinstance(claim["lens"], str) else ""
+        assert (f"{claim['statement']} on {names[lens]}" if lens else f": {claim['statement']}.**") in line
+        assert claim["reason"][1:] in line
+        if lens in ("delta", "") and isinstance(claim["detail"], str):  # the second sentence: the update lens's
+            assert claim["detail"][1:] in line
     assert "sensitivity.csv" in opening or "depend on the margin" in opening
     additivity = pd.read_csv(answer / "additivity.csv")
     assert set(additivity["condition"]) == {"autoaugment_dropout_0.5"} and additivity["verdict"].notna().all()

@@ -224,8 +224,8 @@ def test_dose_response_draws_a_condition_only_where_it_is_placed(tmp_path):
                             for c in ("autoaugment", "augmix") for m in ("alpha", "log_norm")])
     out = tmp_path / "dose_response.png"
     caption = answer_plots.dose_response(curves, placement, effects, out)
-    _check(out, caption, "autoaugment on dropout: p = 0.30 (0.20 to 0.40)")
-    assert "autoaugment on weight decay: lambda < 1.0e-04" in caption and "augmix" not in caption
+    _check(out, caption, "autoaugment on dropout (W): p = 0.30 (0.20 to 0.40)")
+    assert "autoaugment on weight decay (W): lambda < 1.0e-04" in caption and "augmix" not in caption
     assert "across 3 seeds with 98% intervals" in caption
     empty = answer_plots.dose_response(curves.iloc[:0], placement.iloc[:0], effects.iloc[:0], tmp_path / "none.png")
     assert "no dropout or weight-decay levels" in empty

@@ -53,8 +53,8 @@ def test_execution_settings_are_not_params(fashion_root):
 
 
 def test_delta_switch_is_not_a_spectra_job_param(fashion_root):
-    on = Settings.from_config(validate_config(base_config(spectra={"delta": True})))
-    off = Settings.from_config(validate_config(base_config()))
+    on = Settings.from_config(validate_config(base_config()))
+    off = Settings.from_config(validate_config(base_config(spectra={"delta": False})))
     assert on.spectra_params() == off.spectra_params() and "delta" not in on.spectra_params()
 
 

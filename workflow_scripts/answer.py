@@ -11,8 +11,9 @@ with job_logging(snakemake.log[0]):
     import pandas as pd
 
     from weightscape.answer import answer, write_answer
+    from weightscape.lenses import lens_deltas
 
     i = snakemake.input
-    tables = answer(pd.read_parquet(i.deltas), pd.read_csv(i.runs), diversity=pd.read_csv(i.diversity),
+    tables = answer(lens_deltas(pd.read_parquet(i.layers)), pd.read_csv(i.runs), diversity=pd.read_csv(i.diversity),
                     combined=snakemake.params.combined, config=snakemake.params.stats)
     write_answer(tables, Path(snakemake.output.verdicts).parent)

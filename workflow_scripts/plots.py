@@ -30,6 +30,8 @@ with job_logging(snakemake.log[0]):
     plots.accuracy_vs_vendi(runs, pd.read_csv(snakemake.input.diversity), out.accuracy_vs_vendi)
     answer_plots.dose_response(read_table(snakemake.input.curves), read_table(snakemake.input.placement),
                         read_table(snakemake.input.answer_effects), out.dose_response)
+    answer_plots.where_heatmap(read_table(snakemake.input.groups), out.where)
+    answer_plots.predictors_plot(read_table(snakemake.input.predictors), out.predictors)
     if "curvature" in out.keys():
         plots.curvature(runs, out.curvature)
     if "curvature_trajectory" in out.keys():

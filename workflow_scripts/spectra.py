@@ -11,8 +11,9 @@ with job_logging(snakemake.log[0]) as log_stream:
     from weightscape.checkpoints import load_checkpoint
     from weightscape.spectra.outputs import write_spectra
 
-    model, _ = load_checkpoint(snakemake.input.weights, snakemake.input.info)
+    model, info = load_checkpoint(snakemake.input.weights, snakemake.input.info)
     base = load_checkpoint(snakemake.input.base, snakemake.input.info)[0] if "base" in snakemake.input.keys() else None
     o = snakemake.output
     write_spectra(model, Settings.from_config(snakemake.config).spectra_params(), o.csv, o.parquet, o.eigenvalues,
-                  base_model=base, progress=lambda it, **kw: progress(it, log_stream, desc="layers", **kw))
+                  base_model=base, image_size=info["image_size"],
+                  progress=lambda it, **kw: progress(it, log_stream, desc="layers", **kw))

@@ -57,6 +57,7 @@ def _spectra(args: argparse.Namespace) -> int:
         base = _load_model(args.base, args.base_info, args.weights, args.num_classes) if args.base else None
         table, eigenvalues = analyze(model, base_model=base, convention=args.convention, mp_fit=args.mp_fit,
                                      randomize=args.randomize, farms=args.farms, min_tail=args.min_tail,
+                                     image_size=args.image_size,
                                      return_eigenvalues=True,
                                      progress=lambda it, **kw: progress(it, sys.stderr, desc="layers", **kw))
     except (CheckpointError, ValueError, FileNotFoundError) as error:
@@ -100,6 +101,7 @@ def _answer(args: argparse.Namespace) -> int:
 
     from weightscape.answer import TABLES, answer, settings, write_answer
     from weightscape.io import write_csv
+    from weightscape.lenses import lens_deltas
     from weightscape.manifest import load_manifest, manifest_runs
     from weightscape.stats import compare
 
@@ -122,7 +124,7 @@ def _answer(args: argparse.Namespace) -> int:
                   f"(stats.min_seeds); {args.manifest} has {seeds}: wrote the across-layer tables only, to "
                   f"{out / 'compare'}")
             return 0
-        result = answer(tables["layer_deltas"], runs, diversity=diversity, config=stats_config)
+        result = answer(lens_deltas(layers, w=tables["layer_deltas"]), runs, diversity=diversity, config=stats_config)
     except (ValueError, FileNotFoundError, yaml.YAMLError) as error:
         print(f"weightscape: {' '.join(str(error).split())}", file=sys.stderr)
         return 1
@@ -158,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     spectra.add_argument("--randomize", action="store_true", help="randomized ESD / correlation traps")
     spectra.add_argument("--farms", action="store_true", help="FARMS aspect-ratio-corrected alpha")
     spectra.add_argument("--min-tail", type=int, help="smallest power-law tail size considered")
+    spectra.add_argument("--image-size", type=int,
+                         help="leave out conv kernel taps that see only padding at this input size (zero gradient)")
     spectra.add_argument("--threads", type=int, default=1)
     spectra.set_defaults(handler=_spectra)
 

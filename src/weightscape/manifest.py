@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from weightscape.names import BASELINE, FAMILIES, FINETUNED, PRETRAINED, SPECTRAL_METRICS
+from weightscape.names import BASELINE, DELTA, FAMILIES, FINETUNED, PRETRAINED, SPECTRAL_METRICS
 
-MANIFEST_STAGES = (PRETRAINED, FINETUNED)
+MANIFEST_STAGES = (PRETRAINED, FINETUNED, DELTA)
 MANIFEST_COLUMNS = ("path", "condition", "family", "stage", "dataset", "model")
 #: column of a pretrained row's table: the condition it is the starting point of ("" = every run of its seed)
 PRETRAINED_FOR = "pretrained_for"
@@ -69,9 +69,11 @@ def load_manifest(path: str | Path) -> pd.DataFrame:
 
     Manifest columns: path (relative to the manifest's folder), condition, family (baseline, dropout,
     weight_decay, diversity, synthetic, combined; "pretrained" allowed on pretrained rows), stage (pretrained,
-    finetuned), dataset, model, optional seed (default 0) and level (the dropout p / weight decay lambda of a
-    regularizer row, which the across-seed answer's dose-response needs). A pretrained row's condition is "pretrained" (the
-    starting point of every run of its dataset / model / seed) or a run's condition (that run's own). Every
+    finetuned, or delta: a table of the run's update Delta W = W_finetuned - W_pretrained, as `weightscape spectra
+    --base` writes it, the answer's second lens), dataset, model, optional seed (default 0) and level (the dropout
+    p / weight decay lambda of a regularizer row, which the across-seed answer's dose-response needs). A pretrained
+    row's condition is "pretrained" (the starting point of every run of its dataset / model / seed) or a run's
+    condition (that run's own). Every
     fine-tuned table needs a pretrained table (its own, else its seed's) with the same longname set. Pretrained
     rows become condition = family = "pretrained", with `pretrained_for` naming their run ("" when shared).
     Any problem raises ValueError with one line naming the file/row/column.
@@ -116,7 +118,7 @@ def load_manifest(path: str | Path) -> pd.DataFrame:
             diff = sorted(names ^ start[1])[:5]
             raise ValueError(f"layer mismatch: longnames {diff} differ from {start[0].name} in {file}")
     keys = {t[2] for t in tables}
-    base = {t[2] for t in tables if t[3]["family"].iat[0] == BASELINE}
+    base = {t[2] for t in tables if t[3]["family"].iat[0] == BASELINE and t[3]["stage"].iat[0] == FINETUNED}
     if keys - base:
         raise ValueError(f"{path}: no baseline (family=baseline) row for dataset/model/seed "
                          f"{sorted(keys - base)[0]}; each needs one")

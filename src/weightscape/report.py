@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .answer import verdict
 from .io import atomic_path
 from .names import ALL_LAYERS, BASELINE, LOWER_IS_BETTER, OUTCOMES, REGULARIZERS, nice
 
@@ -163,141 +162,6 @@ def _fidelity_section(fidelity: pd.DataFrame | None) -> list[str]:
     return out + [""]
 
 
-def _interval_text(mean, low, high) -> str:
-    """'0.812 (0.801 to 0.823)'; the point alone where there is no interval."""
-    if not np.isfinite(low):
-        return _g(mean)
-    return f"{_g(mean)} ({_g(low)} to {_g(high)})"
-
-
-#: the overview's columns as printed: (header, formatter of one overview row)
-OVERVIEW_COLUMNS = (
-    ("condition", lambda r: f"**{r['condition']}**"),
-    ("family", lambda r: nice(r["family"])),
-    ("verdict", lambda r: r["verdict"]),
-    ("equivalent dropout p (CI)", lambda r: r["dropout"] if isinstance(r["dropout"], str) else ""),
-    ("equivalent lambda (CI)", lambda r: r["weight_decay"] if isinstance(r["weight_decay"], str) else ""),
-    ("ID accuracy", lambda r: _interval_text(r["id_accuracy"], r["id_accuracy_ci_low"], r["id_accuracy_ci_high"])),
-    ("OOD accuracy", lambda r: _interval_text(r["ood_accuracy"], r["ood_accuracy_ci_low"],
-                                              r["ood_accuracy_ci_high"])),
-    ("ECE", lambda r: _interval_text(r["id_ece"], r["id_ece_ci_low"], r["id_ece_ci_high"])),
-)
-
-
-def overview_table(overview: pd.DataFrame) -> list[str]:
-    """The overview table (weightscape.answer.overview) as markdown lines: one row per condition."""
-    head = [h for h, _ in OVERVIEW_COLUMNS]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for _, r in overview.iterrows():
-        lines.append("| " + " | ".join(str(f(r)) for _, f in OVERVIEW_COLUMNS) + " |")
-    return lines
-
-
-CLAIM_TITLES = {"more diversity, more dropout-like": "Claim 1 - more diversity, more dropout-like",
-                "synthetic data adds diversity and helps OOD": "Claim 2 - synthetic data adds diversity and helps "
-                                                               "out of distribution"}
-
-
-def _sentence(text: str) -> str:
-    text = str(text).strip()
-    return (text[0].upper() + text[1:] + ("" if text.endswith(".") else ".")) if text else ""
-
-
-def _claim_lines(claims: pd.DataFrame) -> list[str]:
-    """Two sentences per paper claim: the statement with its deciding numbers, then what qualifies it."""
-    out = []
-    for _, row in claims.iterrows():
-        detail = row.get("detail", "")
-        detail = detail if isinstance(detail, str) else ""
-        out.append(f"**{CLAIM_TITLES.get(row['claim'], row['claim'])}: {row['statement']}.** "
-                   f"{_sentence(row['reason'])} {_sentence(detail)}".rstrip())
-        out.append("")
-    return out
-
-
-def _sensitivity_line(sensitivity: pd.DataFrame) -> str:
-    """Which verdicts change when every margin is halved or doubled (sensitivity.csv)."""
-    if sensitivity.empty:
-        return ""
-    scales = {c: c.removeprefix("margin_") for c in sensitivity.columns if c.startswith("margin_")}
-    at = ", ".join(scales.values())
-    moving = sensitivity[sensitivity["depends_on_margin"].astype(bool)]
-    if moving.empty:
-        return f"No verdict changes with every margin at {at} its value (sensitivity.csv)."
-    bits = ["{} ({})".format(r["condition"], "; ".join(f"{k}: {r[c]}" for c, k in scales.items()))
-            for _, r in moving.iterrows()]
-    return f"These verdicts depend on the margin (every margin at {at} its value): " + "; ".join(bits) + "."
-
-
-def _moves_lines(regularizers: pd.DataFrame) -> list[str]:
-    """What each regularizer moves, metric by metric (regularizers.csv's statements)."""
-    out = []
-    for family, rows in regularizers.groupby("family", sort=False) if len(regularizers) else []:
-        out.append(f"- **{nice(family)}** ({int(rows['n_seeds'].min())} seeds): "
-                   + "; ".join(rows["statement"]) + ".")
-    return out
-
-
-def _additivity_line(condition: str, rows: pd.DataFrame) -> str:
-    """One combined condition: do its data's and its regularizer's effects add, metric by metric?"""
-    first = rows.iloc[0]
-    verdicts = "; ".join(f"{nice(r['metric'])}: {r['verdict']}" for _, r in rows.iterrows())
-    return (f"- **{condition}** (combined: {first['data_condition']} + {first['regularizer_condition']}, "
-            f"{int(rows['n_seeds'].min())} seeds): do the effects add? {verdicts}.")
-
-
-def _curvature_line(outcome: str, rows: pd.DataFrame) -> str:
-    """One curvature outcome: per family the log10 change relative to the baseline's, across seeds, and each data
-    condition's equivalent strength on the regularizers that move it (nothing is placed on one that does not)."""
-    families = rows[rows["level"] == "family"]
-    bits = [f"{nice(r['family'])} {_interval_text(r['mean'], r['ci_low'], r['ci_high'])}: {r['statement']}"
-            for _, r in families.iterrows()]
-    line = (f"- **{OUTCOMES[outcome]}** (log10 change from pretrained relative to the baseline's, "
-            f"{int(families['n_seeds'].min())} seeds): " + "; ".join(bits) + ".")
-    moves = {reg: rows.iloc[0].get(f"{reg}_moves") for reg in REGULARIZERS}
-    moves = {reg: bool(v) for reg, v in moves.items() if isinstance(v, (bool, np.bool_))}
-    placed = []
-    for _, r in rows[rows["level"] == "condition"].iterrows():
-        on = [f"{r[f'{reg}_text']}" for reg, v in moves.items() if v and isinstance(r.get(f"{reg}_text"), str)]
-        if on:
-            placed.append(f"{r['name']} {', '.join(on)}")
-    if placed:
-        line += " Equivalent strength: " + "; ".join(placed) + "."
-    still = [nice(reg) for reg, v in moves.items() if not v]
-    if still:
-        line += (f" No level of {' or '.join(still)} is detected on it, so no condition is placed on "
-                 f"{'that regularizer' if len(still) == 1 else 'either'}.")
-    return line
-
-
-def _answer_section(answer: dict[str, pd.DataFrame]) -> list[str]:
-    """The opening of summary.md: the one table, two sentences per claim, then how to read it."""
-    overview = answer["overview"]
-    seeds = int(overview["n_seeds"].min()) if len(overview) else 0
-    out = [f"## The answer ({seeds} seeds per condition)", ""] + overview_table(overview) + [""]
-    out += _claim_lines(answer["claims"])
-    sensitivity = _sensitivity_line(answer.get("sensitivity", pd.DataFrame()))
-    out += [sensitivity, ""] if sensitivity else []
-    out += ["## How to read this", "",
-            f"Every statistic above is across seeds: the seed (one independent fine-tune: head initialisation, data "
-            f"order, augmentation draws, dropout masks) is the unit of replication, {seeds} per condition. "
-            f"Equivalent strengths are confidence sets from seed-level tests over the regularizer's dose-response "
-            f"curve ('p < 0.30': the set reaches no regularization; '>=': it reaches the strongest level measured); "
-            f"outcome intervals are 95 % t-intervals across seeds. " + verdict.RULE, "",
-            "What the regularizers themselves move (the curves the conditions are compared with):", ""]
-    out += _moves_lines(answer["regularizers"])
-    curvature = answer.get("curvature", pd.DataFrame())
-    if len(curvature):
-        out += [_curvature_line(outcome, rows) for outcome, rows in curvature.groupby("outcome", sort=False)]
-    out += ["", "Why each verdict:", ""]
-    for _, row in answer["verdicts"].iterrows():
-        out.append(f"- **{row['condition']}**: {row['verdict']} - {row['reason']}.")
-    additivity = answer["additivity"]
-    for condition, rows in additivity.groupby("condition", sort=False) if len(additivity) else []:
-        out.append(_additivity_line(condition, rows))
-    return out + ["", "# Details", ""]
-
-
 def write_summary(*, tests: pd.DataFrame, distances: pd.DataFrame, effects: pd.DataFrame, outcomes: pd.DataFrame,
                   out_md: str | Path, answer: dict[str, pd.DataFrame] | None = None,
                   fidelity: pd.DataFrame | None = None) -> str:
@@ -305,7 +169,9 @@ def write_summary(*, tests: pd.DataFrame, distances: pd.DataFrame, effects: pd.D
     answer first (weightscape.answer's tables), then the paper's across-layer comparison and the outcomes."""
     lines = ["# Does data diversity act on the weights like a regularizer, and like which one?", ""]
     if answer is not None:
-        lines += _answer_section(answer)
+        from .answer_report import answer_section
+
+        lines += answer_section(answer)
     lines += ["Generated from the statistics tables; every statement below is filled in from the numbers. "
               f"Across layers (the paper's tests, layers as observations): a comparison is *inconclusive* when its "
               f"95% confidence intervals overlap or include 0, or p >= {ALPHA}.", ""]

@@ -177,6 +177,7 @@ def finetune_run(*, reference: str | Path, reference_info: str | Path, data_dir:
                "seed": seed, "n_train": len(splits["train"][1]), "n_synthetic": n_synthetic,
                "epochs": train.epochs,
                "final_train_loss": curve[-1]["train_loss"],
+               "final_train_accuracy": curve[-1]["train_accuracy"],
                "id": evaluate(model, *inputs["test"], batch, device),
                "val": evaluate(model, *inputs["val"], batch, device) if len(inputs["val"][0]) else {},
                "ood": evaluate_ood(model, ood_files, spec, batch, device),

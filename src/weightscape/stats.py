@@ -25,6 +25,8 @@ from weightscape.names import (ALL_LAYERS, BASELINE, COMPARED_FAMILIES, DATA_FAM
                                SPECTRAL_METRICS)
 
 METRICS = SPECTRAL_METRICS
+#: the structural columns of a spectra table that the per-layer long tables carry (layer order and kind, ESD size)
+LAYER_STRUCTURE = ("layer_id", "N", "M", "rf", "num_evals", "dead_taps")
 GROUP = list(REFERENCE_KEY)
 LEVEL = 0.95
 
@@ -95,7 +97,8 @@ def _group_tests(groups: dict[str, np.ndarray], paired: bool) -> dict:
 def layer_deltas(layers: pd.DataFrame) -> pd.DataFrame:
     """Long table of per-layer changes: one row per (dataset, model, seed, condition, longname, metric).
 
-    Columns: dataset, model, seed, condition, family, longname, layer_type, metric, pretrained, finetuned,
+    Columns: dataset, model, seed, condition, family, longname, layer_type, the fine-tuned table's LAYER_STRUCTURE
+    columns where present (layer_id, N, M, rf, num_evals, dead_taps), metric, pretrained, finetuned,
     delta (finetuned - pretrained of the same dataset/model/seed; if that seed has no pretrained row the
     dataset/model's single pretrained table is used; a run with its own pretrained table, `pretrained_for` = its
     condition as weightscape.manifest writes it, is taken against that one), relative (delta - delta of the baseline of the same
@@ -142,7 +145,7 @@ def layer_deltas(layers: pd.DataFrame) -> pd.DataFrame:
     base = fin[fin["family"] == BASELINE]
     if base.empty:
         raise ValueError("layers table has no baseline (family=baseline) fine-tuned rows")
-    id_cols = keys + ["condition", "family", "layer_type"]
+    id_cols = keys + ["condition", "family", "layer_type"] + [c for c in LAYER_STRUCTURE if c in fin.columns]
     out = []
     for metric in metrics:
         part = fin[id_cols].copy()

@@ -74,7 +74,8 @@ def runs_table(metrics_files: list[str | Path], curvature_files: list[str | Path
         identity = checked_identity(path, m)
         row = {"dataset": identity["dataset"], "model": identity["model"], "condition": m["condition"],
                "family": m["family"], "level": m["level"], "seed": m["seed"], "n_train": m["n_train"],
-               "epochs": m["epochs"], "final_train_loss": m["final_train_loss"]}
+               "epochs": m["epochs"], "final_train_loss": m["final_train_loss"],
+               "final_train_accuracy": m.get("final_train_accuracy", np.nan)}
         row.update({f"id_{k}": v for k, v in m["id"].items()})
         row.update({f"val_{k}": v for k, v in m["val"].items()})
         row.update({f"ood_{k}": v for k, v in m["ood"]["mean"].items()})

@@ -31,7 +31,7 @@ import pandas as pd
 from weightscape.names import DROPOUT, REGULARIZERS, WEIGHT_DECAY
 
 from .inference import moderated_tests
-from .seeds import SCOPE, Cube, nanmean
+from .seeds import SCOPE, Cube, nanmean, prior_of
 
 LOG_AXIS = frozenset({WEIGHT_DECAY})  # families whose level axis is log10
 BELOW, WITHIN, AT_END = "below the smallest level", "within the measured levels", "at the largest level"
@@ -182,12 +182,13 @@ def placement_text(family: str, position: str, level: float, low: float, high: f
     return f"{s} = {f(level)} ({f(low)} to {f(high)})"
 
 
-def _curve_tests(D: np.ndarray, fam: Family, metrics, prior: dict, margin: np.ndarray) -> dict:
-    """Moderated seed-level tests of D (G, S, N) per metric, each with its prior and the points' variance scale:
-    arrays (G, N) of mean, p and p_tost."""
+def _curve_tests(D: np.ndarray, fam: Family, metrics, prior: dict, margin: np.ndarray, family: str) -> dict:
+    """Moderated seed-level tests of D (G, S, N) per metric, each with the prior of a difference of a `family`
+    condition and a curve point (seeds.prior_of) and the points' variance scale: arrays (G, N) of mean, p and
+    p_tost."""
     out = {k: np.full((D.shape[0], len(metrics)), np.nan) for k in ("mean", "p", "p_tost")}
     for j, m in enumerate(metrics):
-        r = moderated_tests(D[:, :, j], prior[m], margin[j], scale=fam.variance_scale)
+        r = moderated_tests(D[:, :, j], prior_of(prior[m], family, fam.name), margin[j], scale=fam.variance_scale)
         for k in out:
             out[k][:, j] = r[k]
     return out
@@ -233,7 +234,7 @@ def placements(cube: Cube, families: dict[str, Family], moves: pd.DataFrame, eff
             moved = e["beyond_margin"].fillna(False).to_numpy(dtype=bool)
             margin = e["margin"].to_numpy(dtype=float)
             D = E[cube.index(c)][None] - C  # (G, S, N)
-            tests = _curve_tests(D, fam, metrics, prior, margin)
+            tests = _curve_tests(D, fam, metrics, prior, margin, cube.family[c])
             n = int(np.isfinite(E[cube.index(c)]).all(axis=1).sum())
             compatible = np.all(np.nan_to_num(tests["p"], nan=1.0) >= bonferroni, axis=1)
             elsewhere = np.all(np.where(moved, True, np.nan_to_num(tests["p"], nan=1.0) >= bonferroni), axis=1)
@@ -253,8 +254,9 @@ def placements(cube: Cube, families: dict[str, Family], moves: pd.DataFrame, eff
 def _place(fam: Family, tests: dict, compatible: np.ndarray, scale: np.ndarray, C: np.ndarray, moving, metrics,
            n: int, bonferroni: float) -> dict:
     """position, level, level_ci_low, level_ci_high, text, off_curve and reason of one condition on one family's
-    curve. off_curve (every point rejected, and not an overshoot of the curve's end) is judged also where the
-    family moves no metric: a curve of no effect is still a curve a condition can be shown to be off."""
+    curve. off_curve (every measured point rejected; also for an overshoot of the curve's end, since stronger
+    levels were not measured) is judged also where the family moves no metric: a curve of no effect is still a
+    curve a condition can be shown to be off."""
     out = dict(position=NOT_PLACED, level=np.nan, level_ci_low=np.nan, level_ci_high=np.nan, reason="",
                off_curve=False)
     if n < 2:
@@ -275,7 +277,7 @@ def _place(fam: Family, tests: dict, compatible: np.ndarray, scale: np.ndarray, 
         on_axis = np.array([m in moving for m in metrics])
         overshoot = np.sign(tests["mean"][last]) == np.sign(end)
         beyond = bool(moving and rejected.any() and np.all(~rejected | (on_axis & overshoot)))
-        out.update(position=BEYOND if beyond else OFF_CURVE, off_curve=not beyond,
+        out.update(position=BEYOND if beyond else OFF_CURVE, off_curve=True,
                    level_ci_low=float(fam.levels[-1]) if beyond else np.nan,
                    level_ci_high=np.inf if beyond else np.nan,
                    reason="" if beyond else "rejected at every point of the curve")

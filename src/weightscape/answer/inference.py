@@ -70,10 +70,20 @@ def tost(values, margin: float, alpha: float = 0.05) -> dict:
 # ----------------------------------------------------------------------------------------------- moderated t
 @dataclass(frozen=True)
 class Prior:
-    """The empirical-Bayes prior of one metric's paired variances: df (d0; 0 = none) and var (s0^2)."""
+    """The empirical-Bayes prior of one metric's paired variances: df (d0; 0 = none) and var (s0^2) - numbers, or
+    arrays of one prior per row."""
 
-    df: float = 0.0
-    var: float = np.nan
+    df: float | np.ndarray = 0.0
+    var: float | np.ndarray = np.nan
+
+    @staticmethod
+    def pair(a: "Prior", b: "Prior") -> "Prior":
+        """The prior of a difference of two rows with priors a and b: their variances averaged (the variance of a
+        seed-paired difference is the sum of the two runs' own variances, as a paired effect's is), the smaller
+        of their degrees of freedom."""
+        if not (np.isfinite(a.var) and np.isfinite(b.var)):
+            return a if np.isfinite(a.var) else b
+        return Prior(df=min(a.df, b.df), var=(a.var + b.var) / 2)
 
 
 def variance_prior(s2, df) -> Prior:
@@ -105,7 +115,8 @@ def moderated_tests(D: np.ndarray, prior: Prior, margin=np.nan, scale=1.0, level
     rejects, so it keeps the moderated test's level under its model, and the plain test's where one condition's
     noise is not the others' (a prior fitted to homogeneous conditions would otherwise shrink an outlier's
     variance towards theirs). `scale` is the row's variance relative to a paired effect's (1 for an effect; see
-    dose.Family for a point of a curve). Seeds with a NaN are left out. Returns arrays (...): n, mean, sd (own),
+    dose.Family for a point of a curve). `prior`'s df and var may be arrays, one prior per row (broadcast over
+    D's leading axes). Seeds with a NaN are left out. Returns arrays (...): n, mean, sd (own),
     se, df, t, p (two-sided, scipy.stats.t), ci_low / ci_high (at `level`), p_tost (max of the two one-sided tests; NaN
     without a margin), ci90_low / ci90_high (at `tost_level`: inside +-margin exactly when p_tost < (1 -
     tost_level) / 2)."""
@@ -115,9 +126,10 @@ def moderated_tests(D: np.ndarray, prior: Prior, margin=np.nan, scale=1.0, level
         mean = np.nansum(D, axis=-1) / np.where(n > 0, n, np.nan)
         d = np.maximum(n - 1, 0)
         s2 = np.nansum((D - mean[..., None]) ** 2, axis=-1) / np.where(d > 0, d, np.nan)
-        d0 = prior.df if np.isfinite(prior.var) else 0.0
+        prior_var = np.asarray(prior.var, dtype=float)
+        d0 = np.where(np.isfinite(prior_var), np.asarray(prior.df, dtype=float), 0.0)
         s2 = np.where(d > 0, s2, 0.0)
-        var = (d0 * scale * (prior.var if d0 else 0.0) + d * s2) / (d0 + d)
+        var = (d0 * scale * np.where(d0 > 0, prior_var, 0.0) + d * s2) / (d0 + d)
         df = np.where(var >= s2, d0 + d, d)  # never below the row's own variance: then its own t-test
         var = np.maximum(var, s2)
         se = np.sqrt(var / n)

@@ -31,26 +31,51 @@ def outcome_summary(runs: pd.DataFrame, condition: str, outcome: str) -> dict:
     return s
 
 
-def overview(verdicts: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+#: how strongly a verdict decides: the lens a condition's overview row rests on is its most decided one
+_STRENGTH = {"like dropout": 3, "like weight decay": 3, "detected, within the margin": 2, "no measurable effect": 2}
+
+
+def resting_lens(by_lens: dict[str, str]) -> str:
+    """The lens a condition's verdict rests on: the one whose verdict decides most (like > within the margin >
+    inconclusive); on a tie the update's (Delta W) lens, which carries the change whole."""
+    order = sorted(by_lens, key=lambda lens: (_STRENGTH.get(by_lens[lens], 0), lens != "W"), reverse=True)
+    return order[0]
+
+
+def overview(verdicts: dict[str, pd.DataFrame], runs: pd.DataFrame) -> pd.DataFrame:
     """One row for the baseline (verdict REFERENCE) and one per judged condition, in the verdicts' order.
 
-    Columns: scope, condition, family, n_seeds, verdict, dropout, weight_decay (the equivalent strengths as
-    printed), and for each of OUTCOMES: <outcome>, <outcome>_ci_low, <outcome>_ci_high.
+    `verdicts`: {lens: verdicts table}. Columns: scope, condition, family, n_seeds, verdict (of the lens it rests
+    on, `resting_lens`), lens (LENS_NAMES of that lens), other_lenses ("W: inconclusive" for the lenses whose
+    verdict differs; "" when all agree), disagree (two lenses call it like different regularizers), dropout,
+    weight_decay (the equivalent strengths of the resting lens, as printed), and for each of OUTCOMES:
+    <outcome>, <outcome>_ci_low, <outcome>_ci_high.
     """
+    from weightscape.lenses import LENS_NAMES
+
+    tables = {lens: v.set_index("condition") for lens, v in verdicts.items() if len(v)}
+    order = list(dict.fromkeys(c for v in tables.values() for c in v.index))
     rows = []
-    base = dict(condition=BASELINE, family=BASELINE, verdict=REFERENCE, dropout="", weight_decay="")
     seeds = runs.loc[runs["condition"] == BASELINE, "seed"].nunique() if "seed" in runs.columns else 1
-    for r in [dict(base, n_seeds=seeds)] + [dict(condition=v["condition"], family=v["family"], n_seeds=v["n_seeds"],
-                                                 verdict=v["verdict"], dropout=v["level_dropout"],
-                                                 weight_decay=v["level_weight_decay"])
-                                            for _, v in verdicts.iterrows()]:
-        row = dict(scope=SCOPE, **r)
+    rows.append(dict(condition=BASELINE, family=BASELINE, n_seeds=seeds, verdict=REFERENCE, lens="",
+                     other_lenses="", disagree=False, dropout="", weight_decay=""))
+    for c in order:
+        by_lens = {lens: v.at[c, "verdict"] for lens, v in tables.items() if c in v.index}
+        lens = resting_lens(by_lens)
+        v = tables[lens].loc[c]
+        likes = {x for x in by_lens.values() if x.startswith("like")}
+        rows.append(dict(condition=c, family=v["family"], n_seeds=int(v["n_seeds"]), verdict=v["verdict"],
+                         lens=LENS_NAMES.get(lens, lens), disagree=len(likes) > 1,
+                         other_lenses="; ".join(f"{LENS_NAMES.get(k, k)}: {x}" for k, x in by_lens.items()
+                                                if x != v["verdict"]),
+                         dropout=v["level_dropout"], weight_decay=v["level_weight_decay"]))
+    for row in rows:
+        row["scope"] = SCOPE
         for outcome in OUTCOMES:
-            s = outcome_summary(runs, r["condition"], outcome)
+            s = outcome_summary(runs, row["condition"], outcome)
             row.update({outcome: s["mean"], f"{outcome}_ci_low": s["ci_low"], f"{outcome}_ci_high": s["ci_high"]})
-        rows.append(row)
-    columns = ["scope", "condition", "family", "n_seeds", "verdict", "dropout", "weight_decay"] + [
-        f"{o}{suffix}" for o in OUTCOMES for suffix in ("", "_ci_low", "_ci_high")]
+    columns = ["scope", "condition", "family", "n_seeds", "verdict", "lens", "other_lenses", "disagree", "dropout",
+               "weight_decay"] + [f"{o}{suffix}" for o in OUTCOMES for suffix in ("", "_ci_low", "_ci_high")]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -59,7 +84,7 @@ def sensitivity(by_scale: dict[float, pd.DataFrame]) -> pd.DataFrame:
     of `by_scale`), depends_on_margin (the verdicts differ)."""
     scales = sorted(by_scale)
     first = by_scale[scales[0]]
-    out = first[["scope", "condition", "family", "n_seeds"]].copy()
+    out = first[["scope", "condition", "family", "n_seeds"]].copy().reset_index(drop=True)
     for k in scales:
         out[f"margin_{k:g}x"] = by_scale[k].set_index("condition")["verdict"].reindex(out["condition"]).to_numpy()
     cols = [f"margin_{k:g}x" for k in scales]

@@ -10,10 +10,10 @@ Across seeds, per (condition, metric): mean, the standardised paired effect d_z 
 d_z everywhere), a t-test against 0 and an equivalence test (TOST) against the metric's margin, with intervals.
 The t-statistics are moderated (Smyth 2004, the empirical-Bayes t of limma, made for experiments with 3
 replicates): each row's paired variance (n - 1 degrees of freedom) is shrunk towards a prior fitted to the paired
-variances of every condition on that metric, which adds the prior's degrees of freedom d0. Where the conditions'
-variances differ more than sampling explains (weight decay's strongest levels on the norms of W), d0 comes out
-small and the test is close to the plain t-test with n - 1 df; where they agree, close to a pooled t-test. d0 is
-capped at the pooled degrees of freedom (the prior carries no more information than it was fitted on).
+variances of its family's conditions on that metric (`priors`), which adds the prior's degrees of freedom d0. Where
+the conditions' variances differ more than sampling explains, d0 comes out small and the test is close to the plain
+t-test with n - 1 df; where they agree, close to a pooled t-test. d0 is capped at the pooled degrees of freedom (the
+prior carries no more information than it was fitted on), and a row never gets less than its own variance.
 The margin is fixed before the data (`margins`): an absolute value in the metric's units, or a relative change of
 the baseline run's own value, never a quantity of the regularizers being compared. Every table carries n_seeds.
 """
@@ -68,6 +68,13 @@ class Cube:
         """(condition, seed, metric): mean over the layers with a finite value (NaN where none)."""
         return nanmean(getattr(self, value), axis=2)
 
+    def subset(self, layers) -> "Cube":
+        """The same cube on some of its layers (a layer group)."""
+        keep = [k for k, name in enumerate(self.layers) if name in set(layers)]
+        pick = (lambda a: a[:, :, keep, :])
+        return Cube(self.conditions, self.family, self.seeds, [self.layers[k] for k in keep], self.metrics,
+                    pick(self.relative), pick(self.delta), pick(self.value))
+
 
 def nanmean(a: np.ndarray, axis: int) -> np.ndarray:
     """np.nanmean without the all-NaN warning."""
@@ -116,10 +123,30 @@ def paired_variances(cube: Cube) -> tuple[np.ndarray, np.ndarray]:
     return np.where(others[:, None] & (n > 1), var, np.nan), np.maximum(n - 1, 0)
 
 
-def priors(cube: Cube) -> dict[str, Prior]:
-    """metric -> the moderated t's prior, fitted to the paired variances of every non-baseline condition."""
+ALL = "all conditions"
+
+
+def priors(cube: Cube) -> dict[str, dict[str, Prior]]:
+    """metric -> {family: the moderated t's prior of that family's conditions, ALL: of every non-baseline
+    condition}. Each family has its own prior, since noise differs between families (weight decay's strong levels
+    move the norms of W with several times the seed noise of the other conditions); a family with fewer than
+    three conditions takes ALL's."""
     var, df = paired_variances(cube)
-    return {m: variance_prior(var[:, j], df[:, j]) for j, m in enumerate(cube.metrics)}
+    out = {}
+    for j, m in enumerate(cube.metrics):
+        everyone = variance_prior(var[:, j], df[:, j])
+        out[m] = {ALL: everyone}
+        for family in dict.fromkeys(cube.family.values()):
+            rows = [i for i, c in enumerate(cube.conditions) if cube.family[c] == family]
+            fitted = variance_prior(var[rows, j], df[rows, j])
+            out[m][family] = fitted if np.isfinite(fitted.var) else everyone
+    return out
+
+
+def prior_of(prior: dict[str, Prior], *families: str) -> Prior:
+    """The prior of one family's row, or of the seed-paired difference of two families' rows (Prior.pair)."""
+    found = [prior.get(f, prior[ALL]) for f in families]
+    return found[0] if len(found) == 1 else Prior.pair(*found)
 
 
 def noise_table(cube: Cube) -> pd.DataFrame:
@@ -141,7 +168,7 @@ def noise_table(cube: Cube) -> pd.DataFrame:
         sd_paired, df = _pooled_sd(E[others, :, j])
         sd_unpaired, _ = _pooled_sd(delta[others, :, j])
         change, value = finite(np.abs(cube.delta[base, :, :, j])), finite(np.abs(cube.value[base, :, :, j]))
-        prior = fitted[metric]
+        prior = fitted[metric][ALL]
         rows.append(dict(scope=SCOPE, metric=metric, n_seeds=len(finite(delta[base, :, j])), noise_sd=sd_paired,
                          df=df, prior_sd=float(np.sqrt(prior.var)), prior_df=prior.df, noise_sd_unpaired=sd_unpaired,
                          paired_over_unpaired=sd_paired / sd_unpaired if sd_unpaired > 0 else np.nan,
@@ -238,15 +265,17 @@ def effects(cube: Cube, margin: pd.DataFrame, alpha: float = 0.05, fdr: bool = T
     blocks = []
     for j, metric in enumerate(cube.metrics):
         x = E[idx, :, j]
-        first = moderated_tests(x, prior[metric], mg.get(metric, np.nan))
-        blocks.append((metric, x, first))
-    p_all = np.concatenate([b[2]["p"] for b in blocks])
-    q_all = np.concatenate([b[2]["p_tost"] for b in blocks])
+        rows_prior = [prior_of(prior[metric], cube.family[cube.conditions[i]]) for i in idx]
+        row_prior = Prior(df=np.array([p.df for p in rows_prior]), var=np.array([p.var for p in rows_prior]))
+        first = moderated_tests(x, row_prior, mg.get(metric, np.nan))
+        blocks.append((metric, x, row_prior, first))
+    p_all = np.concatenate([b[3]["p"] for b in blocks])
+    q_all = np.concatenate([b[3]["p_tost"] for b in blocks])
     level = selection_level(p_all, alpha, fdr)
     level90 = selection_level(q_all, alpha, fdr, two_sided=False)
     rows = []
-    for metric, x, _ in blocks:
-        r = moderated_tests(x, prior[metric], mg.get(metric, np.nan), level=level, tost_level=level90)
+    for metric, x, row_prior, _ in blocks:
+        r = moderated_tests(x, row_prior, mg.get(metric, np.nan), level=level, tost_level=level90)
         for k, i in enumerate(idx):
             c = cube.conditions[i]
             rows.append(dict(scope=SCOPE, condition=c, family=cube.family[c], metric=metric, n_seeds=int(r["n"][k]),

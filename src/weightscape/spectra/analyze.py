@@ -21,7 +21,7 @@ from .metrics import COLUMNS, esd_metrics, fit_warning
 from .powerlaw import fit_powerlaw
 
 #: integer-valued structural columns (always known, int64)
-INT_COLUMNS = ["layer_id", "N", "M", "rf", "num_evals"]
+INT_COLUMNS = ["layer_id", "N", "M", "rf", "num_evals", "dead_taps"]
 
 
 def ww_matrices(record: LayerMatrix) -> list[np.ndarray]:
@@ -38,7 +38,7 @@ def _empty_row(r: LayerMatrix) -> dict:
     row = {c: np.nan for c in COLUMNS}
     row.update(layer_id=r.layer_id, name=r.name, longname=r.longname, layer_type=r.layer_type,
                convention=r.convention, N=r.N, M=r.M, Q=r.Q, rf=r.rf, num_evals=r.num_evals, status=r.status,
-               warning=r.warning, has_esd=False)
+               warning=r.warning, has_esd=False, dead_taps=len(r.dead))
     return row
 
 
@@ -70,7 +70,7 @@ def analyze(model: nn.Module, *, convention: str = "ww", min_evals: int | None =
             randomize: bool = False, farms: bool = False, min_tail: int | None = None,
             base_model: nn.Module | None = None, layers: Iterable[str | int] | None = None,
             split_qkv: bool = True, on_nonfinite: str = "raise", seed: int = 0, return_eigenvalues: bool = False,
-            progress: Callable | bool | None = None):
+            progress: Callable | bool | None = None, image_size: int | None = None):
     """Per-layer spectral table of `model`: one row per weight matrix, WeightWatcher 0.7.7 columns.
 
     convention: "ww" (WeightWatcher's default: raw W^T W eigenvalues, conv slices pooled and halved) or
@@ -87,6 +87,9 @@ def analyze(model: nn.Module, *, convention: str = "ww", min_evals: int | None =
     seed: seeds the shuffles of `randomize`.
     return_eigenvalues: also return ``{longname: sorted eigenvalues}`` of every analysed layer.
     progress: None/False (silent), True (a tqdm bar), or a wrapper ``progress(iterable, total=...) -> iterable``.
+    image_size: the model's input size; conv kernel taps that see only padding there (zero gradient,
+        :mod:`.taps`) are left out of the ESD before the size filters, their number in `dead_taps` and the
+        reason in `warning` (None: every tap, as WeightWatcher).
 
     Returns the DataFrame (and the eigenvalue dict when `return_eigenvalues`). Row status: "success" (ESD and
     fit), "failed" (fit failed: alpha = -1 as in WeightWatcher, other metrics still computed; or non-finite
@@ -95,6 +98,12 @@ def analyze(model: nn.Module, *, convention: str = "ww", min_evals: int | None =
     if not isinstance(model, nn.Module):
         raise TypeError(f"analyze() needs a torch.nn.Module, got {type(model).__name__}")
     records = select_layers(discover_layers(model, convention=convention, split_qkv=split_qkv), layers)
+    if image_size:
+        from .taps import dead_taps
+
+        dead = dead_taps(model, image_size)
+        for r in records:
+            r.leave_out_taps(dead.get(r.longname, ()))
     apply_filters(records, min_evals=min_evals, max_evals=max_evals, max_N=max_N)
     if base_model is not None:
         base = discover_layers(base_model, convention=convention, split_qkv=split_qkv)
@@ -121,7 +130,7 @@ def analyze(model: nn.Module, *, convention: str = "ww", min_evals: int | None =
             row.update(fit.as_dict())
             row.update(esd_metrics(esd.evals, r.N, fit.alpha))
             row.update(sv_max=esd.sv_max, sv_min=esd.sv_min, rank_loss=esd.rank_loss, num_evals=len(esd.evals),
-                       warning=fit_warning(fit.alpha, fit.status))
+                       warning="; ".join(w for w in (r.warning, fit_warning(fit.alpha, fit.status)) if w))
             row.update(_extras(r, esd.evals, mp_fit=mp_fit, randomize=randomize, farms=farms, rng=rng))
             eigenvalues[r.longname] = esd.evals
         rows.append(row)

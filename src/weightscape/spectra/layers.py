@@ -72,6 +72,7 @@ class LayerMatrix:
     scale: float = 1.0
     status: str = "pending"
     warning: str = ""
+    dead: tuple = ()  # flat kernel positions left out (taps that see only padding: spectra.taps)
 
     @property
     def Q(self) -> float:
@@ -83,11 +84,22 @@ class LayerMatrix:
         """(number of matrices, rows, cols) of :meth:`matrices`, without materialising it."""
         t = self.tensor
         if self.unfold == "conv_slices":
-            k = int(np.prod(t.shape[2:]))
+            k = int(np.prod(t.shape[2:])) - len(self.dead)
             return k, t.shape[0], t.shape[1]
         if self.unfold == "conv_unfolded":
-            return 1, t.shape[0], int(np.prod(t.shape[1:]))
+            return 1, t.shape[0], t.shape[1] * (int(np.prod(t.shape[2:])) - len(self.dead))
         return 1, t.shape[0], t.shape[1]
+
+    def leave_out_taps(self, dead) -> None:
+        """Leave the conv kernel positions `dead` out of the ESD (and of num_evals, N, M) and say so."""
+        if self.unfold not in ("conv_slices", "conv_unfolded") or not dead:
+            return
+        self.dead = tuple(sorted(dead))
+        k, rows, cols = self.stack_shape
+        self.N, self.M = max(rows, cols), min(rows, cols)
+        self.num_evals = self.M * k if self.unfold == "conv_slices" else self.M
+        self.warning = (f"{len(self.dead)} of {self.rf} kernel taps see only padding at this input size (zero "
+                        f"gradient): left out")
 
     def matrices(self, out: np.ndarray | None = None) -> np.ndarray:
         """The float64 stack (k, rows, cols) whose Gram eigenvalues (times ``scale``) pool into the ESD;
@@ -96,11 +108,16 @@ class LayerMatrix:
         if t.dtype not in (torch.float32, torch.float64):
             t = t.float()  # bf16 / fp16 -> fp32 is exact; numpy has no bf16
         w = t.numpy()
+        live = None
+        if self.dead:
+            live = np.setdiff1d(np.arange(int(np.prod(w.shape[2:]))), self.dead)
         if self.unfold == "conv_slices":
             # kernel positions outermost, row-major like WeightWatcher's `for i: for j: W[:, :, i, j]`
             w = w.reshape(w.shape[0], w.shape[1], -1).transpose(2, 0, 1)
+            w = w if live is None else w[live]
         elif self.unfold == "conv_unfolded":
-            w = w.reshape(1, w.shape[0], -1)
+            w = w.reshape(w.shape[0], w.shape[1], -1)
+            w = (w if live is None else w[:, :, live]).reshape(1, w.shape[0], -1)
         else:
             w = w.reshape(1, *w.shape)
         if out is None:
@@ -204,6 +221,10 @@ def discover_layers(model: nn.Module, *, convention: str = "ww", split_qkv: bool
     return records
 
 
+def _joined(*warnings: str) -> str:
+    return "; ".join(w for w in warnings if w)
+
+
 def apply_filters(records: list[LayerMatrix], *, min_evals: int | None = DEFAULT_MIN_EVALS,
                   max_evals: int | None = DEFAULT_MAX_EVALS, max_N: int | None = DEFAULT_MAX_N) -> None:
     """Mark records WeightWatcher would not analyse as skipped, with the reason (in its order of checks)."""
@@ -211,7 +232,8 @@ def apply_filters(records: list[LayerMatrix], *, min_evals: int | None = DEFAULT
         if r.status != "pending":
             continue
         if min_evals and r.num_evals < min_evals:
-            r.status, r.warning = "skipped", f"too few eigenvalues ({r.num_evals} < min_evals={min_evals})"
+            too_few = f"too few eigenvalues ({r.num_evals} < min_evals={min_evals})"
+            r.status, r.warning = "skipped", _joined(r.warning, too_few)
         elif max_evals and r.num_evals > max_evals:
             r.status, r.warning = "skipped", f"too many eigenvalues ({r.num_evals} > max_evals={max_evals})"
         elif max_N and r.N > max_N:

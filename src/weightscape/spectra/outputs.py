@@ -13,13 +13,17 @@ ANALYZE_OPTIONS = ("convention", "mp_fit", "randomize", "farms", "min_tail", "mi
 
 
 def write_spectra(model: nn.Module, options: dict, out_csv: str | Path, out_parquet: str | Path,
-                  out_eigenvalues: str | Path, *, base_model: nn.Module | None = None, progress=None):
+                  out_eigenvalues: str | Path, *, base_model: nn.Module | None = None, image_size: int | None = None,
+                  progress=None):
     """Analyse every layer of `model` (Delta W against `base_model` when given) and write the three outputs
-    atomically; return the table."""
+    atomically; return the table. With options["dead_taps"] the kernel taps that see only padding at
+    `image_size` (the model's input size, from its model.json) are left out."""
     from weightscape.spectra.analyze import analyze
     from weightscape.spectra.esd import save_eigenvalues
 
     kwargs = {key: options[key] for key in ANALYZE_OPTIONS if key in options}
+    if options.get("dead_taps") and image_size:
+        kwargs["image_size"] = image_size
     table, eigenvalues = analyze(model, base_model=base_model, return_eigenvalues=True, progress=progress, **kwargs)
     write_csv(out_csv, table)
     with atomic_path(out_parquet) as tmp:
