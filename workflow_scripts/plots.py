@@ -1,17 +1,12 @@
 """Adapter: rule plots -> weightscape.plots (one PNG + caption per figure)."""
-from weightscape.forkserver import delegate
+from weightscape.execution import job
 
-delegate(snakemake, __file__)  # run in a fork of the local preloaded server when there is one
-
-from weightscape.runtime import job_logging
-
-with job_logging(snakemake.log[0]):
+with job(snakemake, __file__):
     import numpy as np
     import pandas as pd
 
-    from weightscape import plots
+    from weightscape import layout, plots
     from weightscape.answer import read_table
-    from weightscape.tables import path_identity
 
     out = snakemake.output
     runs, effects = pd.read_csv(snakemake.input.runs), pd.read_csv(snakemake.input.effects)
@@ -34,5 +29,5 @@ with job_logging(snakemake.log[0]):
         plots.curvature(runs, out.curvature)
     if "curvature_trajectory" in out.keys():
         families = snakemake.params.families
-        curves = pd.concat([pd.read_csv(path).assign(**path_identity(path)) for path in snakemake.input.trajectory])
+        curves = pd.concat([pd.read_csv(path).assign(**layout.identity(path)) for path in snakemake.input.trajectory])
         plots.curvature_trajectory(curves.assign(family=curves["condition"].map(families)), out.curvature_trajectory)
