@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from conftest import REPO, snakemake, write_config
+from weightscape import layout
 
 SCRIPTS = REPO / "tests" / "slurm"
 PROFILE = REPO / "profiles" / "slurm"
@@ -33,7 +34,7 @@ LIMIT_S = 1200
 SEED = 0
 # Per-run tables compared with the local run's rows of that seed; every job runs on one thread with fixed seeds (and
 # seeds draw from their own generators), so they are bit-identical. Aggregates over seeds differ by design.
-TABLES = ["results/summary/runs.csv", "results/diversity/diversity.csv", "results/synthetic/fidelity.csv"]
+TABLES = [layout.RUNS_TABLE, layout.DIVERSITY_TABLE, layout.FIDELITY_TABLE]
 OTHER_SEED = re.compile(rf"/seed(?!{SEED}\b)\d+\b")
 
 
@@ -148,6 +149,6 @@ def test_smoke_grid_on_slurm_equals_the_local_run(slurm_cluster, smoke, tmp_path
     for table in TABLES:
         pd.testing.assert_frame_equal(seed_rows(pd.read_csv(workdir / table)),
                                       seed_rows(pd.read_csv(local_dir / table)), check_exact=True, obj=table)
-    layers = "results/summary/layers.parquet"
+    layers = layout.LAYERS_TABLE
     pd.testing.assert_frame_equal(seed_rows(pd.read_parquet(workdir / layers)),
                                   seed_rows(pd.read_parquet(local_dir / layers)), check_exact=True, obj=layers)
