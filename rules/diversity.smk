@@ -42,6 +42,8 @@ rule summarize_diversity:
         ),
     log:
         layout.log("summarize_diversity"),
+    benchmark:
+        layout.benchmark("summarize_diversity")
     conda:
         "../envs/weightscape.yaml"
     threads: 1

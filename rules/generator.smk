@@ -128,6 +128,8 @@ rule summarize_fidelity:
         ),
     log:
         layout.log("summarize_fidelity"),
+    benchmark:
+        layout.benchmark("summarize_fidelity")
     conda:
         "../envs/weightscape.yaml"
     threads: 1

@@ -21,6 +21,8 @@ rule plots:
         captions=[layout.FIGURE.format(name=f"{name}.txt") for name in FIGURES],
     log:
         layout.log("plots"),
+    benchmark:
+        layout.benchmark("plots")
     conda:
         "../envs/weightscape.yaml"
     threads: 1
@@ -47,6 +49,8 @@ rule summary_md:
         report(layout.SUMMARY, caption="../report/summary.rst", category="Answer"),
     log:
         layout.log("summary_md"),
+    benchmark:
+        layout.benchmark("summary_md")
     conda:
         "../envs/weightscape.yaml"
     threads: 1

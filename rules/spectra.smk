@@ -78,6 +78,8 @@ rule summarize_spectra:
         layers=layout.LAYERS_TABLE,
     log:
         layout.log("summarize_spectra"),
+    benchmark:
+        layout.benchmark("summarize_spectra")
     conda:
         "../envs/weightscape.yaml"
     threads: 1

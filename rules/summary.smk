@@ -6,6 +6,8 @@ rule summarize_runs:
         runs=report(layout.RUNS_TABLE, caption="../report/runs.rst", category="Tables"),
     log:
         layout.log("summarize_runs"),
+    benchmark:
+        layout.benchmark("summarize_runs")
     conda:
         "../envs/weightscape.yaml"
     threads: 1

@@ -58,6 +58,8 @@ COMPARE = f"{RESULTS}/compare/{{name}}"
 ANSWER_TABLE = f"{RESULTS}/answer/{{name}}.csv"
 FIGURE = f"{RESULTS}/figures/{{name}}"
 SUMMARY = f"{RESULTS}/summary.md"
+LOGS = f"{RESULTS}/logs"
+BENCHMARKS = f"{RESULTS}/benchmarks"
 #: the figures of rule plots, results/figures/<name>.png and .txt (caption), in report order; curvature.enabled
 #: adds CURVATURE_FIGURES[0], curvature.every_epoch the second
 FIGURES = ("esd_overlay", "family_bars", "layer_lines", "quadrant", "outcome_bars", "accuracy_vs_vendi",
@@ -67,12 +69,12 @@ CURVATURE_FIGURES = ("curvature", "curvature_trajectory")
 
 def log(rule: str, item: str = "") -> str:
     """A rule's log file: results/logs/<rule>/<item>.log, or results/logs/<rule>.log for a rule with one job."""
-    return f"{RESULTS}/logs/{rule}/{item}.log" if item else f"{RESULTS}/logs/{rule}.log"
+    return f"{LOGS}/{rule}/{item}.log" if item else f"{LOGS}/{rule}.log"
 
 
 def benchmark(rule: str, item: str = "") -> str:
-    """A rule's benchmark table (Snakemake's `benchmark:`), beside the logs in results/benchmarks/."""
-    return f"{RESULTS}/benchmarks/{rule}/{item}.tsv" if item else f"{RESULTS}/benchmarks/{rule}.tsv"
+    """A rule's benchmark table (Snakemake's `benchmark:`: wall seconds, memory, CPU), results/benchmarks/."""
+    return f"{BENCHMARKS}/{rule}/{item}.tsv" if item else f"{BENCHMARKS}/{rule}.tsv"
 
 
 # --- reading an identity back ---------------------------------------------------------------------------------------
@@ -97,6 +99,13 @@ _IDENTITIES: tuple[tuple[re.Pattern, dict], ...] = tuple(
         (DIVERSITY, "", {}),
         (SYNTHETIC, "/[^/]+", {}),
     ))
+
+
+def fields(template: str, text: str) -> dict | None:
+    """The wildcards of `text` read back with `template` (all of it must match; seed as an int), e.g.
+    fields(RUN, "lite0/fmnist/baseline/seed1") -> {model: lite0, dataset: fmnist, condition: baseline, seed: 1}."""
+    match = re.fullmatch(_pattern(template), text)
+    return match and {key: int(value) if key == "seed" else value for key, value in match.groupdict().items()}
 
 
 def identity(path: str | Path) -> dict:
