@@ -27,9 +27,9 @@ INSTALL = ("run `make slurm` (root + apt), or `apt-get install -y --no-install-r
            "slurm-client munge`")
 SLURM_TOOLS = ["munged", "munge", "unmunge", "slurmctld", "slurmd", "scontrol", "sinfo", "sbatch", "squeue", "scancel",
                "srun"]
-# Bound on the SLURM run of the smoke grid's first seed. Measured 1200 s for all three seeds on a 2-core machine (the
-# local run: 480 s); SLURM adds ~3 snakemake start-ups per job and status polls that back off by 10 s while no job
-# finishes, so the cluster run submits one seed: every rule still runs as a SLURM job, in a third of the time.
+# Bound on the SLURM run of the smoke grid's first seed. SLURM adds a few snakemake start-ups per job and status polls
+# that back off by 10 s while no job finishes, so the cluster run submits one seed: every rule still runs as a SLURM
+# job, in a third of the time of all three.
 LIMIT_S = 1200
 SEED = 0
 # Per-run tables compared with the local run's rows of that seed; every job runs on one thread with fixed seeds (and
