@@ -32,8 +32,8 @@ log = logging.getLogger(__name__)
 class PhaseClock:
     """Wall seconds of a job's phases, logged as one line ``phase seconds: startup 4.10, load 0.52, ...`` so that
     benchmarks/grid_profile.py can split a job's time without a profiler. `startup` is the time from the start of
-    the job's process (or its fork: weightscape.forkserver) to the clock's creation (interpreter, imports, the
-    adapter)."""
+    the job's process (or its fork: weightscape.execution.forkserver) to the clock's creation (interpreter, imports,
+    the adapter)."""
 
     def __init__(self):
         from weightscape.runtime import process_start_time
