@@ -210,7 +210,7 @@ def receive(conn: socket.socket) -> bytes:
 
 def stop_server(threads: int, timeout: float = 600.0) -> bool:
     """Make this code's server for `threads` take no more jobs and wait until it has ended, after the jobs it runs
-    have (they are not killed). False when there is none. For benchmarks that need a cold start."""
+    have (they are not killed). False when there is none. For a cold start (a measurement of job start-up)."""
     path = socket_path(threads)
     try:
         pid = int(path.with_suffix(".pid").read_text())
