@@ -27,6 +27,7 @@ include: "rules/spectra.smk"
 include: "rules/curvature.smk"
 include: "rules/diversity.smk"
 include: "rules/compare.smk"
+include: "rules/answer.smk"
 include: "rules/report.smk"
 include: "rules/summary.smk"
 
@@ -34,9 +35,9 @@ include: "rules/summary.smk"
 rule all:
     default_target: True
     input:
-        "results/summary/runs.csv",
-        "results/summary/layers.parquet",
-        "results/diversity/diversity.csv",
-        "results/summary.md",
-        expand("results/figures/{name}.png", name=FIGURES),
-        "results/synthetic/fidelity.csv" if USED_GENERATORS else [],
+        layout.RUNS_TABLE,
+        layout.LAYERS_TABLE,
+        layout.DIVERSITY_TABLE,
+        layout.SUMMARY,
+        expand(layout.FIGURE, name=[f"{name}.png" for name in FIGURES]),
+        layout.FIDELITY_TABLE if USED_GENERATORS else [],

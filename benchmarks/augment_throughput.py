@@ -21,22 +21,13 @@ import torch.nn.functional as F
 from _common import add_model_arguments, default_model_and_data
 from weightscape.runtime import pin_threads
 
-AUTOAUGMENT = {"name": "autoaugment", "args": {"policy": "imagenet"}}
 
+def paper_conditions() -> dict[str, list[dict]]:
+    """name -> transforms of every diversity condition of the default grid (the schema's families.diversity)."""
+    from weightscape.config import expand_conditions, section_with_defaults
 
-def noise(std: float) -> dict:
-    return {"name": "gaussian_noise", "args": {"std": std}}
-
-
-CONDITIONS = {
-    "autoaugment": [AUTOAUGMENT], "randaugment": [{"name": "randaugment"}], "augmix": [{"name": "augmix"}],
-    "trivialaugment": [{"name": "trivialaugment"}],
-    "noise_0.01": [noise(0.01)], "noise_0.03": [noise(0.03)], "noise_0.05": [noise(0.05)],
-    "auto1": [AUTOAUGMENT, noise(0.05)],
-    "auto2": [AUTOAUGMENT, noise(0.05), {"name": "hflip", "args": {"p": 0.5}}, {"name": "vflip", "args": {"p": 0.3}}],
-    "auto3": [AUTOAUGMENT, {"name": "hflip", "args": {"p": 0.5}},
-              {"name": "elastic", "args": {"alpha": 40.0, "sigma": 6.0}}, noise(0.05)],
-}
+    families = {"baseline": False, "diversity": section_with_defaults("families")["diversity"]}
+    return {c["name"]: c["transforms"] for c in expand_conditions({"families": families})}
 
 
 def loading_rate(epochs, n: int, repeats: int) -> list[float]:
@@ -86,7 +77,7 @@ def main() -> None:
     print(f"training efficientnet_lite0 (Adam, fwd+bwd+step): {train:.1f} images/s ({args.train_steps} steps)")
     print(f"{'condition':<16}{'loading img/s':>14}{'loading/training':>18}   runs")
     worst = float("inf")
-    for name, transforms in {"none": [], **CONDITIONS}.items():
+    for name, transforms in {"none": [], **paper_conditions()}.items():
         epochs = augmented_epochs(images, labels, spec, transforms, args.batch_size)
         rates = loading_rate(epochs, args.images, args.repeats)
         rate = statistics.median(rates)

@@ -16,25 +16,10 @@ import statistics
 import time
 
 import torch
-import torch.nn.functional as F
 
-from _common import add_model_arguments, default_model_and_data
+from _common import add_model_arguments, bare_loop, default_model_and_data
 from weightscape.runtime import pin_threads
 from weightscape.settings import Execution, TrainSettings
-
-
-def bare_loop(model, inputs, labels, epochs, batch_size, lr, seed):
-    """The floor: what anyone would write by hand, nothing else."""
-    torch.manual_seed(seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    model.train()
-    order_rng = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
-        for index in torch.randperm(len(inputs), generator=order_rng).split(batch_size):
-            loss = F.cross_entropy(model(inputs[index]), labels[index])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
 
 
 def main() -> None:

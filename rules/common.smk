@@ -1,14 +1,16 @@
-# Helpers only (no rules): config validation, the grid, and the per-rule config slices passed as params.
+# Helpers only (no rules): config validation, the grid, the results layout and the per-rule config slices passed
+# as params.
 import os
 import re
 import sys
 
-from weightscape.answer import TABLES as ANSWER_TABLE_NAMES
+from weightscape import layout
+from weightscape.answer import TABLES as ANSWER_TABLES
 from weightscape.config import ConfigError, validated_settings
-from weightscape.scheduler_wakeups import one_pending_wakeup
+from weightscape.execution import scheduler
 
-# Snakemake's scheduler, left alone, wakes once a second per job started so far (weightscape.scheduler_wakeups)
-one_pending_wakeup()
+# Snakemake's scheduler, left alone, wakes once a second per job started so far (weightscape.execution.scheduler)
+scheduler.install()
 
 
 def resolve_shipped_paths(config):
@@ -68,14 +70,17 @@ wildcard_constraints:
 
 def run_file(run, name):
     """A file of one fine-tuning run, e.g. run_file(run, "metrics.json")."""
-    return "results/runs/{dataset}/{model}/{condition}/seed{seed}/{name}".format(
-        name=name, **run
-    )
+    return f"{layout.RUNS}/{name}".format(**run)
+
+
+def reference_file(ref, name):
+    """A file of one pretrained reference, e.g. reference_file(ref, "model.json")."""
+    return f"{layout.REFERENCES}/{name}".format(**ref)
 
 
 def ood_files(wildcards):
     return expand(
-        "results/data/{dataset}/ood/{corruption}.npz",
+        f"{layout.DATA}/ood/{{corruption}}.npz",
         dataset=wildcards.dataset,
         corruption=config["ood"]["corruptions"],
     )
@@ -91,17 +96,11 @@ REFERENCES = [
 
 def spectra_tables(wildcards):
     """Every analysed model's layers.parquet: each reference, each run and (spectra.delta) each run's Delta W; the
-    summary reads each table's identity from its path (weightscape.tables.path_identity).
+    summary reads each table's identity from its path (weightscape.layout.identity).
     """
-    references = [
-        "results/models/{model}/{dataset}/seed{seed}/spectra/layers.parquet".format(
-            **ref
-        )
-        for ref in REFERENCES
-    ]
-    folders = (
-        ["spectra", "spectra_delta"] if config["spectra"]["delta"] else ["spectra"]
-    )
+    references = [reference_file(ref, "spectra/layers.parquet") for ref in REFERENCES]
+    stages = ["finetuned", "delta"] if config["spectra"]["delta"] else ["finetuned"]
+    folders = [layout.SPECTRA[stage] for stage in stages]
     runs = [
         run_file(run, os.path.join(folder, "layers.parquet"))
         for run in RUNS
@@ -115,34 +114,21 @@ def condition_families():
     return {name: condition.family for name, condition in sorted(CONDITIONS.items())}
 
 
-def reference_file(name, model="{model}"):
-    """A file of the pretrained reference of the first seed: diversity is measured in its embedding space,
-    which does not depend on the seed of the new head."""
-    return "results/models/{model}/{{dataset}}/seed{seed}/{name}".format(
-        model=model, seed=SEEDS[0], name=name
+def first_seed_reference(name, model="{model}"):
+    """A file of the pretrained reference of the first seed (a pattern of {dataset}): diversity is measured in its
+    embedding space, which does not depend on the seed of the new head."""
+    return reference_file(
+        {"dataset": "{dataset}", "model": model, "seed": SEEDS[0]}, name
     )
 
 
-FIGURES = [
-    "esd_overlay",
-    "family_bars",
-    "layer_lines",
-    "quadrant",
-    "outcome_bars",
-    "accuracy_vs_vendi",
-    "dose_response",
-    "where",
-    "predictors",
-]
-# the tables of the across-seed answer, results/answer/<name>.csv (their one home: weightscape.answer)
-ANSWER_TABLES = list(ANSWER_TABLE_NAMES)
-
-
 CURVATURE = config["curvature"]["enabled"]
+# the figures of rule plots (weightscape.layout.FIGURES), curvature's where it is measured
+FIGURES = list(layout.FIGURES)
 if CURVATURE:
-    FIGURES.append("curvature")
+    FIGURES.append(layout.CURVATURE_FIGURES[0])
 if CURVATURE and config["curvature"]["every_epoch"]:
-    FIGURES.append("curvature_trajectory")
+    FIGURES.append(layout.CURVATURE_FIGURES[1])
 
 
 def trajectory_curves(wildcards):
@@ -156,10 +142,7 @@ def curvature_files():
     """Every run's and every reference's curvature.json (none when curvature is off)."""
     if not CURVATURE:
         return []
-    references = [
-        "results/models/{model}/{dataset}/seed{seed}/curvature.json".format(**ref)
-        for ref in REFERENCES
-    ]
+    references = [reference_file(ref, "curvature.json") for ref in REFERENCES]
     return references + [run_file(run, "curvature.json") for run in RUNS]
 
 
@@ -191,11 +174,7 @@ def esd_archives():
     """Eigenvalue archives of the ESD overlay (first dataset, model and seed): the pretrained reference and the
     first condition of every family."""
     ref = REFERENCES[0]
-    archives = {
-        "pretrained": "results/models/{model}/{dataset}/seed{seed}/spectra/eigenvalues.npz".format(
-            **ref
-        )
-    }
+    archives = {"pretrained": reference_file(ref, "spectra/eigenvalues.npz")}
     for condition in CONDITIONS.values():
         if condition.family not in archives:
             run = {**ref, "condition": condition.name}
@@ -208,7 +187,7 @@ def generator_dir(wildcards):
     rule train_generator writes."""
     weights = GENERATORS[wildcards.generator].weights
     if weights is None:
-        return "results/generators/{dataset}/{generator}".format(**wildcards)
+        return layout.GENERATORS.format(**wildcards)
     return weights
 
 
@@ -229,9 +208,8 @@ JUDGE_MODEL = next(iter(MODELS))
 
 
 def judge_file(name):
-    return "results/models/{model}/{{dataset}}/judge/{name}".format(
-        model=JUDGE_MODEL, name=name
-    )
+    """A file of the judge (a pattern of {dataset})."""
+    return f"{layout.JUDGE}/{name}".format(dataset="{dataset}", model=JUDGE_MODEL)
 
 
 def synthetic_files(wildcards):
@@ -240,7 +218,7 @@ def synthetic_files(wildcards):
     if not mix:
         return []
     return [
-        "results/synthetic/{dataset}/{generator}/train.npz".format(
+        f"{layout.SYNTHETIC}/train.npz".format(
             dataset=wildcards.dataset, generator=mix.generator
         )
     ]

@@ -1,14 +1,14 @@
 rule curvature_reference:
     input:
-        weights="results/models/{model}/{dataset}/seed{seed}/weights.safetensors",
-        info="results/models/{model}/{dataset}/seed{seed}/model.json",
-        train="results/data/{dataset}/train.npz",
+        weights=f"{layout.REFERENCES}/weights.safetensors",
+        info=f"{layout.REFERENCES}/model.json",
+        train=f"{layout.DATA}/train.npz",
     output:
-        "results/models/{model}/{dataset}/seed{seed}/curvature.json",
+        f"{layout.REFERENCES}/curvature.json",
     log:
-        "results/logs/curvature_reference/{model}/{dataset}/seed{seed}.log",
+        layout.log("curvature_reference", layout.REFERENCE),
     benchmark:
-        "results/benchmarks/curvature_reference/{model}/{dataset}/seed{seed}.tsv"
+        layout.benchmark("curvature_reference", layout.REFERENCE)
     conda:
         "../envs/weightscape.yaml"
     threads: 1
@@ -24,15 +24,15 @@ rule curvature_reference:
 
 rule curvature_run:
     input:
-        weights="results/runs/{dataset}/{model}/{condition}/seed{seed}/weights.safetensors",
-        info="results/models/{model}/{dataset}/seed{seed}/model.json",
-        train="results/data/{dataset}/train.npz",
+        weights=f"{layout.RUNS}/weights.safetensors",
+        info=f"{layout.REFERENCES}/model.json",
+        train=f"{layout.DATA}/train.npz",
     output:
-        "results/runs/{dataset}/{model}/{condition}/seed{seed}/curvature.json",
+        f"{layout.RUNS}/curvature.json",
     log:
-        "results/logs/curvature_run/{dataset}/{model}/{condition}/seed{seed}.log",
+        layout.log("curvature_run", layout.RUN),
     benchmark:
-        "results/benchmarks/curvature_run/{dataset}/{model}/{condition}/seed{seed}.tsv"
+        layout.benchmark("curvature_run", layout.RUN)
     conda:
         "../envs/weightscape.yaml"
     threads: 1

@@ -1,13 +1,13 @@
 rule prepare_data:
     output:
-        train="results/data/{dataset}/train.npz",
-        val="results/data/{dataset}/val.npz",
-        test="results/data/{dataset}/test.npz",
-        classes="results/data/{dataset}/classes.json",
+        train=f"{layout.DATA}/train.npz",
+        val=f"{layout.DATA}/val.npz",
+        test=f"{layout.DATA}/test.npz",
+        classes=f"{layout.DATA}/classes.json",
     log:
-        "results/logs/prepare_data/{dataset}.log",
+        layout.log("prepare_data", "{dataset}"),
     benchmark:
-        "results/benchmarks/prepare_data/{dataset}.tsv"
+        layout.benchmark("prepare_data", "{dataset}")
     conda:
         "../envs/weightscape.yaml"
     threads: 1
@@ -22,16 +22,17 @@ rule prepare_data:
 
 rule corrupt:
     input:
-        test="results/data/{dataset}/test.npz",
+        test=f"{layout.DATA}/test.npz",
     output:
         expand(
-            "results/data/{{dataset}}/ood/{corruption}.npz",
+            f"{layout.DATA}/ood/{{corruption}}.npz",
+            dataset="{dataset}",
             corruption=config["ood"]["corruptions"],
         ),
     log:
-        "results/logs/corrupt/{dataset}.log",
+        layout.log("corrupt", "{dataset}"),
     benchmark:
-        "results/benchmarks/corrupt/{dataset}.tsv"
+        layout.benchmark("corrupt", "{dataset}")
     conda:
         "../envs/weightscape.yaml"
     threads: 1
@@ -46,11 +47,11 @@ rule corrupt:
 
 rule judge_split:
     output:
-        "results/data/{dataset}/judge_train.npz",
+        f"{layout.DATA}/judge_train.npz",
     log:
-        "results/logs/judge_split/{dataset}.log",
+        layout.log("judge_split", "{dataset}"),
     benchmark:
-        "results/benchmarks/judge_split/{dataset}.tsv"
+        layout.benchmark("judge_split", "{dataset}")
     conda:
         "../envs/weightscape.yaml"
     threads: 1
@@ -58,7 +59,7 @@ rule judge_split:
         mem_mb=4000,
         runtime="30m",
     params:
-        dataset=lambda wildcards: DATASETS[wildcards.dataset].params(),
+        source=lambda wildcards: DATASETS[wildcards.dataset].source_params(),
         per_class=SETTINGS.sections["fidelity"]["judge"]["train_per_class"],
         seed=SETTINGS.sections["fidelity"]["judge"]["seed"],
     script:

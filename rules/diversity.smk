@@ -1,15 +1,15 @@
 rule diversity:
     input:
-        train="results/data/{dataset}/train.npz",
+        train=f"{layout.DATA}/train.npz",
         synthetic=synthetic_files,
-        weights=reference_file("weights.safetensors"),
-        info=reference_file("model.json"),
+        weights=first_seed_reference("weights.safetensors"),
+        info=first_seed_reference("model.json"),
     output:
-        "results/diversity/{dataset}/{model}/{condition}.json",
+        layout.DIVERSITY,
     log:
-        "results/logs/diversity/{dataset}/{model}/{condition}.log",
+        layout.log("diversity", layout.CONDITION),
     benchmark:
-        "results/benchmarks/diversity/{dataset}/{model}/{condition}.tsv"
+        layout.benchmark("diversity", layout.CONDITION)
     conda:
         "../envs/weightscape.yaml"
     threads: 1
@@ -29,19 +29,21 @@ rule diversity:
 rule summarize_diversity:
     input:
         expand(
-            "results/diversity/{dataset}/{model}/{condition}.json",
+            layout.DIVERSITY,
             dataset=DATASETS,
             model=MODELS,
             condition=sorted(set(DIVERSITY_SOURCES.values())),
         ),
     output:
         report(
-            "results/diversity/diversity.csv",
+            layout.DIVERSITY_TABLE,
             caption="../report/diversity.rst",
             category="Tables",
         ),
     log:
-        "results/logs/summarize_diversity.log",
+        layout.log("summarize_diversity"),
+    benchmark:
+        layout.benchmark("summarize_diversity")
     conda:
         "../envs/weightscape.yaml"
     threads: 1

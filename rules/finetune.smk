@@ -1,13 +1,13 @@
 rule pretrained:
     input:
-        classes="results/data/{dataset}/classes.json",
+        classes=f"{layout.DATA}/classes.json",
     output:
-        weights="results/models/{model}/{dataset}/seed{seed}/weights.safetensors",
-        info="results/models/{model}/{dataset}/seed{seed}/model.json",
+        weights=f"{layout.REFERENCES}/weights.safetensors",
+        info=f"{layout.REFERENCES}/model.json",
     log:
-        "results/logs/pretrained/{model}/{dataset}/seed{seed}.log",
+        layout.log("pretrained", layout.REFERENCE),
     benchmark:
-        "results/benchmarks/pretrained/{model}/{dataset}/seed{seed}.tsv"
+        layout.benchmark("pretrained", layout.REFERENCE)
     conda:
         "../envs/weightscape.yaml"
     threads: 1
@@ -22,19 +22,19 @@ rule pretrained:
 
 rule finetune:
     input:
-        reference="results/models/{model}/{dataset}/seed{seed}/weights.safetensors",
-        reference_info="results/models/{model}/{dataset}/seed{seed}/model.json",
-        data=multiext("results/data/{dataset}/", "train.npz", "val.npz", "test.npz"),
+        reference=f"{layout.REFERENCES}/weights.safetensors",
+        reference_info=f"{layout.REFERENCES}/model.json",
+        data=multiext(f"{layout.DATA}/", "train.npz", "val.npz", "test.npz"),
         ood=ood_files,
         synthetic=synthetic_files,
     output:
-        weights="results/runs/{dataset}/{model}/{condition}/seed{seed}/weights.safetensors",
-        curve="results/runs/{dataset}/{model}/{condition}/seed{seed}/curve.csv",
-        metrics="results/runs/{dataset}/{model}/{condition}/seed{seed}/metrics.json",
+        weights=f"{layout.RUNS}/weights.safetensors",
+        curve=f"{layout.RUNS}/curve.csv",
+        metrics=f"{layout.RUNS}/metrics.json",
     log:
-        "results/logs/finetune/{dataset}/{model}/{condition}/seed{seed}.log",
+        layout.log("finetune", layout.RUN),
     benchmark:
-        "results/benchmarks/finetune/{dataset}/{model}/{condition}/seed{seed}.tsv"
+        layout.benchmark("finetune", layout.RUN)
     conda:
         "../envs/weightscape.yaml"
     threads: SETTINGS.execution.threads
@@ -51,6 +51,6 @@ rule finetune:
         condition=lambda wildcards: CONDITIONS[wildcards.condition].params(),
         train=SETTINGS.train.params(),
         # the curvature settings only where the fine-tune measures it (curvature.every_epoch)
-        checkpoint="results/runs/{dataset}/{model}/{condition}/seed{seed}/checkpoint.pt",
+        checkpoint=f"{layout.RUNS}/checkpoint.pt",
     script:
         "../workflow_scripts/finetune.py"

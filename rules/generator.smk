@@ -1,14 +1,14 @@
 rule train_generator:
     input:
-        train="results/data/{dataset}/train.npz",
-        classes="results/data/{dataset}/classes.json",
+        train=f"{layout.DATA}/train.npz",
+        classes=f"{layout.DATA}/classes.json",
     output:
-        weights="results/generators/{dataset}/{generator}/unet.safetensors",
-        info="results/generators/{dataset}/{generator}/generator.json",
+        weights=f"{layout.GENERATORS}/unet.safetensors",
+        info=f"{layout.GENERATORS}/generator.json",
     log:
-        "results/logs/train_generator/{dataset}/{generator}.log",
+        layout.log("train_generator", layout.GENERATOR),
     benchmark:
-        "results/benchmarks/train_generator/{dataset}/{generator}.tsv"
+        layout.benchmark("train_generator", layout.GENERATOR)
     priority: 10  # the synthetic images (and their fine-tunes) wait for it
     conda:
         "../envs/weightscape.yaml"
@@ -19,7 +19,7 @@ rule train_generator:
         gpu=GPUS,
     params:
         train=lambda wildcards: GENERATORS[wildcards.generator].train_params(),
-        checkpoint="results/generators/{dataset}/{generator}/checkpoint.pt",
+        checkpoint=f"{layout.GENERATORS}/checkpoint.pt",
     script:
         "../workflow_scripts/train_generator.py"
 
@@ -27,15 +27,15 @@ rule train_generator:
 rule synthesize:
     input:
         generator=generator_files,
-        classes="results/data/{dataset}/classes.json",
-        train="results/data/{dataset}/train.npz",
+        classes=f"{layout.DATA}/classes.json",
+        train=f"{layout.DATA}/train.npz",
     output:
-        images="results/synthetic/{dataset}/{generator}/train.npz",
-        info="results/synthetic/{dataset}/{generator}/generator.json",
+        images=f"{layout.SYNTHETIC}/train.npz",
+        info=f"{layout.SYNTHETIC}/generator.json",
     log:
-        "results/logs/synthesize/{dataset}/{generator}.log",
+        layout.log("synthesize", layout.GENERATOR),
     benchmark:
-        "results/benchmarks/synthesize/{dataset}/{generator}.tsv"
+        layout.benchmark("synthesize", layout.GENERATOR)
     # one long job that synthetic fine-tunes wait for: start it first, so that it overlaps the other fine-tunes
     # instead of running alone at the end of the grid
     priority: 10
@@ -55,19 +55,19 @@ rule synthesize:
 
 rule train_judge:
     input:
-        reference=reference_file("weights.safetensors"),
-        reference_info=reference_file("model.json"),
-        judge_train="results/data/{dataset}/judge_train.npz",
-        test="results/data/{dataset}/test.npz",
-        classes="results/data/{dataset}/classes.json",
+        reference=first_seed_reference("weights.safetensors"),
+        reference_info=first_seed_reference("model.json"),
+        judge_train=f"{layout.DATA}/judge_train.npz",
+        test=f"{layout.DATA}/test.npz",
+        classes=f"{layout.DATA}/classes.json",
     output:
-        weights="results/models/{model}/{dataset}/judge/weights.safetensors",
-        info="results/models/{model}/{dataset}/judge/model.json",
-        metrics="results/models/{model}/{dataset}/judge/metrics.json",
+        weights=f"{layout.JUDGE}/weights.safetensors",
+        info=f"{layout.JUDGE}/model.json",
+        metrics=f"{layout.JUDGE}/metrics.json",
     log:
-        "results/logs/train_judge/{model}/{dataset}.log",
+        layout.log("train_judge", layout.MODEL),
     benchmark:
-        "results/benchmarks/train_judge/{model}/{dataset}.tsv"
+        layout.benchmark("train_judge", layout.MODEL)
     conda:
         "../envs/weightscape.yaml"
     threads: SETTINGS.execution.threads
@@ -85,21 +85,21 @@ rule train_judge:
 
 rule fidelity:
     input:
-        synthetic="results/synthetic/{dataset}/{generator}/train.npz",
-        real_train="results/data/{dataset}/train.npz",
-        real_test="results/data/{dataset}/test.npz",
-        classes="results/data/{dataset}/classes.json",
+        synthetic=f"{layout.SYNTHETIC}/train.npz",
+        real_train=f"{layout.DATA}/train.npz",
+        real_test=f"{layout.DATA}/test.npz",
+        classes=f"{layout.DATA}/classes.json",
         judge=judge_file("weights.safetensors"),
         judge_info=judge_file("model.json"),
         judge_metrics=judge_file("metrics.json"),
-        backbone=reference_file("weights.safetensors", model=JUDGE_MODEL),
-        backbone_info=reference_file("model.json", model=JUDGE_MODEL),
+        backbone=first_seed_reference("weights.safetensors", model=JUDGE_MODEL),
+        backbone_info=first_seed_reference("model.json", model=JUDGE_MODEL),
     output:
-        "results/synthetic/{dataset}/{generator}/fidelity.json",
+        f"{layout.SYNTHETIC}/fidelity.json",
     log:
-        "results/logs/fidelity/{dataset}/{generator}.log",
+        layout.log("fidelity", layout.GENERATOR),
     benchmark:
-        "results/benchmarks/fidelity/{dataset}/{generator}.tsv"
+        layout.benchmark("fidelity", layout.GENERATOR)
     conda:
         "../envs/weightscape.yaml"
     threads: 1
@@ -116,18 +116,20 @@ rule fidelity:
 rule summarize_fidelity:
     input:
         expand(
-            "results/synthetic/{dataset}/{generator}/fidelity.json",
+            f"{layout.SYNTHETIC}/fidelity.json",
             dataset=DATASETS,
             generator=USED_GENERATORS,
         ),
     output:
         report(
-            "results/synthetic/fidelity.csv",
+            layout.FIDELITY_TABLE,
             caption="../report/fidelity.rst",
             category="Tables",
         ),
     log:
-        "results/logs/summarize_fidelity.log",
+        layout.log("summarize_fidelity"),
+    benchmark:
+        layout.benchmark("summarize_fidelity")
     conda:
         "../envs/weightscape.yaml"
     threads: 1

@@ -1,28 +1,30 @@
 rule plots:
     input:
-        runs="results/summary/runs.csv",
-        diversity="results/diversity/diversity.csv",
-        effects="results/compare/family_effects.csv",
-        deltas="results/compare/layer_deltas.parquet",
-        curves="results/answer/curves.csv",
-        placement="results/answer/placement.csv",
-        answer_effects="results/answer/effects.csv",
-        groups="results/answer/groups.csv",
-        predictors="results/answer/predictors.csv",
+        runs=layout.RUNS_TABLE,
+        diversity=layout.DIVERSITY_TABLE,
+        effects=layout.COMPARE.format(name="family_effects.csv"),
+        deltas=layout.COMPARE.format(name="layer_deltas.parquet"),
+        curves=layout.ANSWER_TABLE.format(name="curves"),
+        placement=layout.ANSWER_TABLE.format(name="placement"),
+        answer_effects=layout.ANSWER_TABLE.format(name="effects"),
+        groups=layout.ANSWER_TABLE.format(name="groups"),
+        predictors=layout.ANSWER_TABLE.format(name="predictors"),
         trajectory=trajectory_curves,
         eigenvalues=lambda wildcards: list(esd_archives().values()),
     output:
         **{
             name: report(
-                f"results/figures/{name}.png",
+                layout.FIGURE.format(name=f"{name}.png"),
                 caption=f"../report/{name}.rst",
                 category="Figures",
             )
             for name in FIGURES
         },
-        captions=[f"results/figures/{name}.txt" for name in FIGURES],
+        captions=[layout.FIGURE.format(name=f"{name}.txt") for name in FIGURES],
     log:
-        "results/logs/plots.log",
+        layout.log("plots"),
+    benchmark:
+        layout.benchmark("plots")
     conda:
         "../envs/weightscape.yaml"
     threads: 1
@@ -39,16 +41,18 @@ rule plots:
 
 rule summary_md:
     input:
-        tests="results/compare/family_tests.csv",
-        distances="results/compare/condition_distances.csv",
-        effects="results/compare/family_effects.csv",
-        outcomes="results/compare/outcome_tests.csv",
-        answer=expand("results/answer/{name}.csv", name=ANSWER_TABLES),
-        fidelity=["results/synthetic/fidelity.csv"] if USED_GENERATORS else [],
+        tests=layout.COMPARE.format(name="family_tests.csv"),
+        distances=layout.COMPARE.format(name="condition_distances.csv"),
+        effects=layout.COMPARE.format(name="family_effects.csv"),
+        outcomes=layout.COMPARE.format(name="outcome_tests.csv"),
+        answer=expand(layout.ANSWER_TABLE, name=ANSWER_TABLES),
+        fidelity=[layout.FIDELITY_TABLE] if USED_GENERATORS else [],
     output:
-        report("results/summary.md", caption="../report/summary.rst", category="Answer"),
+        report(layout.SUMMARY, caption="../report/summary.rst", category="Answer"),
     log:
-        "results/logs/summary_md.log",
+        layout.log("summary_md"),
+    benchmark:
+        layout.benchmark("summary_md")
     conda:
         "../envs/weightscape.yaml"
     threads: 1

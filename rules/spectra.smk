@@ -1,15 +1,15 @@
 rule spectra_reference:
     input:
-        weights="results/models/{model}/{dataset}/seed{seed}/weights.safetensors",
-        info="results/models/{model}/{dataset}/seed{seed}/model.json",
+        weights=f"{layout.REFERENCES}/weights.safetensors",
+        info=f"{layout.REFERENCES}/model.json",
     output:
-        csv="results/models/{model}/{dataset}/seed{seed}/spectra/layers.csv",
-        parquet="results/models/{model}/{dataset}/seed{seed}/spectra/layers.parquet",
-        eigenvalues="results/models/{model}/{dataset}/seed{seed}/spectra/eigenvalues.npz",
+        csv=f"{layout.REFERENCES}/spectra/layers.csv",
+        parquet=f"{layout.REFERENCES}/spectra/layers.parquet",
+        eigenvalues=f"{layout.REFERENCES}/spectra/eigenvalues.npz",
     log:
-        "results/logs/spectra_reference/{model}/{dataset}/seed{seed}.log",
+        layout.log("spectra_reference", layout.REFERENCE),
     benchmark:
-        "results/benchmarks/spectra_reference/{model}/{dataset}/seed{seed}.tsv"
+        layout.benchmark("spectra_reference", layout.REFERENCE)
     conda:
         "../envs/weightscape.yaml"
     threads: 1
@@ -24,16 +24,16 @@ rule spectra_reference:
 
 rule spectra_run:
     input:
-        weights="results/runs/{dataset}/{model}/{condition}/seed{seed}/weights.safetensors",
-        info="results/models/{model}/{dataset}/seed{seed}/model.json",
+        weights=f"{layout.RUNS}/weights.safetensors",
+        info=f"{layout.REFERENCES}/model.json",
     output:
-        csv="results/runs/{dataset}/{model}/{condition}/seed{seed}/spectra/layers.csv",
-        parquet="results/runs/{dataset}/{model}/{condition}/seed{seed}/spectra/layers.parquet",
-        eigenvalues="results/runs/{dataset}/{model}/{condition}/seed{seed}/spectra/eigenvalues.npz",
+        csv=f"{layout.RUNS}/spectra/layers.csv",
+        parquet=f"{layout.RUNS}/spectra/layers.parquet",
+        eigenvalues=f"{layout.RUNS}/spectra/eigenvalues.npz",
     log:
-        "results/logs/spectra_run/{dataset}/{model}/{condition}/seed{seed}.log",
+        layout.log("spectra_run", layout.RUN),
     benchmark:
-        "results/benchmarks/spectra_run/{dataset}/{model}/{condition}/seed{seed}.tsv"
+        layout.benchmark("spectra_run", layout.RUN)
     conda:
         "../envs/weightscape.yaml"
     threads: 1
@@ -48,17 +48,17 @@ rule spectra_run:
 
 rule spectra_delta:
     input:
-        weights="results/runs/{dataset}/{model}/{condition}/seed{seed}/weights.safetensors",
-        info="results/models/{model}/{dataset}/seed{seed}/model.json",
-        base="results/models/{model}/{dataset}/seed{seed}/weights.safetensors",
+        weights=f"{layout.RUNS}/weights.safetensors",
+        info=f"{layout.REFERENCES}/model.json",
+        base=f"{layout.REFERENCES}/weights.safetensors",
     output:
-        csv="results/runs/{dataset}/{model}/{condition}/seed{seed}/spectra_delta/layers.csv",
-        parquet="results/runs/{dataset}/{model}/{condition}/seed{seed}/spectra_delta/layers.parquet",
-        eigenvalues="results/runs/{dataset}/{model}/{condition}/seed{seed}/spectra_delta/eigenvalues.npz",
+        csv=f"{layout.RUNS}/spectra_delta/layers.csv",
+        parquet=f"{layout.RUNS}/spectra_delta/layers.parquet",
+        eigenvalues=f"{layout.RUNS}/spectra_delta/eigenvalues.npz",
     log:
-        "results/logs/spectra_delta/{dataset}/{model}/{condition}/seed{seed}.log",
+        layout.log("spectra_delta", layout.RUN),
     benchmark:
-        "results/benchmarks/spectra_delta/{dataset}/{model}/{condition}/seed{seed}.tsv"
+        layout.benchmark("spectra_delta", layout.RUN)
     conda:
         "../envs/weightscape.yaml"
     threads: 1
@@ -75,9 +75,11 @@ rule summarize_spectra:
     input:
         layers=spectra_tables,
     output:
-        layers="results/summary/layers.parquet",
+        layers=layout.LAYERS_TABLE,
     log:
-        "results/logs/summarize_spectra.log",
+        layout.log("summarize_spectra"),
+    benchmark:
+        layout.benchmark("summarize_spectra")
     conda:
         "../envs/weightscape.yaml"
     threads: 1

@@ -3,11 +3,11 @@ rule summarize_runs:
         metrics=[run_file(run, "metrics.json") for run in RUNS],
         curvature=curvature_files(),
     output:
-        runs=report(
-            "results/summary/runs.csv", caption="../report/runs.rst", category="Tables"
-        ),
+        runs=report(layout.RUNS_TABLE, caption="../report/runs.rst", category="Tables"),
     log:
-        "results/logs/summarize_runs.log",
+        layout.log("summarize_runs"),
+    benchmark:
+        layout.benchmark("summarize_runs")
     conda:
         "../envs/weightscape.yaml"
     threads: 1

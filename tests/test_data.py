@@ -80,7 +80,7 @@ def test_judge_split_takes_real_training_images_up_to_the_class_size_and_never_t
     config = {"name": "photos", "source": "imagefolder", "root": str(tmp_path / "photos"), "image_size": 24}
     dataset = Dataset.from_config({**config, "download": False, "train_per_class": 1, "val_per_class": 0,
                                    "test_per_class": 1, "split_seed": 0})
-    summary = prepare_judge_split(dataset, 10, 0, tmp_path / "judge.npz")
+    summary = prepare_judge_split(dataset.source_options(), 10, 0, tmp_path / "judge.npz")
     assert summary == {"per_class": 4, "n": 12}  # 10 asked, every class has 4: all of them
     images, labels = load_split(tmp_path / "judge.npz")
     raw = SOURCES["imagefolder"].load(config)
@@ -93,7 +93,7 @@ def test_judge_split_takes_real_training_images_up_to_the_class_size_and_never_t
 def test_judge_split_is_a_seeded_balanced_draw(tmp_path, fashion_root):
     config = tiny_dataset()
     for name, seed in (("a", 0), ("b", 0), ("c", 1)):
-        prepare_judge_split(config, 30, seed, tmp_path / f"{name}.npz")
+        prepare_judge_split(config.source_options(), 30, seed, tmp_path / f"{name}.npz")
     (a, labels), (b, _), (c, _) = (load_split(tmp_path / f"{n}.npz") for n in "abc")
     assert np.bincount(labels).tolist() == [30] * 10
     assert np.array_equal(a, b) and not np.array_equal(a, c)

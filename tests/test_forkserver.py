@@ -1,6 +1,7 @@
-"""The local fork server (weightscape.forkserver): a job run through it computes the same bytes as in its own
-process, sees its own working directory, environment, umask and streams, returns its exit status, and dies with
-its job's process; it is off under SLURM, and a server that cannot start leaves the job to run on its own."""
+"""The local fork server (weightscape.execution.forkserver), as every adapter reaches it (weightscape.execution.job):
+a job run through it computes the same bytes as in its own process, sees its own working directory, environment,
+umask and streams, returns its exit status, and dies with its job's process; it is off under SLURM, and a server
+that cannot start leaves the job to run on its own. The servers a test starts are ended by their own pids."""
 
 from __future__ import annotations
 
@@ -23,22 +24,17 @@ pytestmark = pytest.mark.skipif(Path("/dev/nvidiactl").exists(), reason="the for
 DRIVER = textwrap.dedent("""
     import sys, types
     adapter, out, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    snakemake = types.SimpleNamespace(threads=threads, output=[out], input=[], params={})
+    snakemake = types.SimpleNamespace(threads=threads, output=[out], input=[], params={}, log=[], config={})
     exec(compile(open(adapter).read(), adapter, "exec"), {"snakemake": snakemake, "__file__": adapter,
                                                           "__name__": "__main__"})
 """)
 
-ADAPTER = textwrap.dedent("""
+BODY = textwrap.dedent("""
     import json, os, sys, time
-    from weightscape.forkserver import delegate
-
-    delegate(snakemake, __file__)
-
     import numpy as np
     import torch
-    from weightscape import forkserver
+    from weightscape.execution import forkserver
 
-    torch.set_num_threads(snakemake.threads)
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
                                 torch.nn.Flatten(), torch.nn.Linear(8 * 14 * 14, 10))
@@ -62,6 +58,7 @@ ADAPTER = textwrap.dedent("""
         raise SystemExit(int(os.environ["EXIT_CODE"]))
     time.sleep(float(os.environ.get("SLEEP", "0")))
 """)
+ADAPTER = "from weightscape.execution import job\n\nwith job(snakemake, __file__):\n" + textwrap.indent(BODY, "    ")
 
 
 @pytest.fixture
@@ -85,11 +82,27 @@ def job(tmp_path):
         return subprocess.Popen(command(out), cwd=tmp_path, env={**base, **env}, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
 
-    run.start, run.dir, run.env = start, tmp_path, base
+    run.start, run.dir, run.env, run.server_dir = start, tmp_path, base, server_dir
     yield run
-    for sock in server_dir.rglob("*.sock"):  # end the test's servers now rather than after their idle time
-        subprocess.run(["pkill", "-f", str(sock)], check=False)
+    end_servers(server_dir)
     shutil.rmtree(server_dir, ignore_errors=True)
+
+
+def end_servers(server_dir: Path) -> None:
+    """End the servers this test started (now rather than after their idle time): the pids in their pid files
+    under the test's own server folder, each checked to be that server's before it is signalled."""
+    pids = []
+    for pid_file in server_dir.rglob("*.pid"):
+        pid = int(pid_file.read_text())
+        try:
+            if str(pid_file.with_suffix(".sock")).encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.kill(pid, signal.SIGTERM)
+                pids.append(pid)
+        except (OSError, ValueError):
+            pass
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{pid}").exists() for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 def weights(job, out) -> dict[str, bytes]:
@@ -147,7 +160,7 @@ def test_a_stopped_server_finishes_its_running_job_and_the_next_job_starts_a_new
     while not facts_file.exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     server = facts(job, "running.pt")["ppid"]
-    stop = "from weightscape.forkserver import stop_server; print(stop_server(threads=1))"
+    stop = "from weightscape.execution.forkserver import stop_server; print(stop_server(threads=1))"
     stopped = subprocess.run([sys.executable, "-c", stop], env=job.env, capture_output=True, text=True, timeout=120)
     assert stopped.stdout.strip() == "True", stopped.stderr
     assert running.wait(timeout=60) == 0  # finished, not killed
@@ -174,17 +187,18 @@ def test_a_server_that_cannot_start_leaves_the_job_to_run_on_its_own(job):
     assert "fork server unavailable" in done.stderr and "running the job in its own process" in done.stderr
 
 
-def test_one_server_per_thread_count():
-    from weightscape.forkserver import socket_path
-
-    assert socket_path(1) != socket_path(2)
-    assert socket_path(1) == socket_path(1)
-    assert socket_path(1).parent.stat().st_mode & 0o777 == 0o700
+def test_each_thread_count_gets_its_own_private_server(job):
+    one, two = job("one.pt", threads=1), job("two.pt", threads=2)
+    assert one.returncode == 0 and two.returncode == 0, (one.stderr, two.stderr)
+    assert facts(job, "one.pt")["forked"] and facts(job, "two.pt")["forked"]
+    assert facts(job, "one.pt")["ppid"] != facts(job, "two.pt")["ppid"]  # its torch threads are set at its import
+    [folder] = job.server_dir.iterdir()  # whoever can connect runs code as the user
+    assert folder.stat().st_mode & 0o777 == 0o700 and len(list(folder.glob("*.pid"))) == 2
 
 
 HELD_SIGNAL = textwrap.dedent("""
     import os, signal, socket, subprocess, sys, threading
-    from weightscape import forkserver
+    from weightscape.execution import forkserver
 
     job_side, server_side = socket.socketpair()
 
@@ -207,17 +221,3 @@ HELD_SIGNAL = textwrap.dedent("""
 def test_a_signal_before_the_forks_pid_is_known_is_held_and_forwarded():
     done = subprocess.run([sys.executable, "-c", HELD_SIGNAL], capture_output=True, text=True, timeout=60)
     assert done.returncode == 128 + signal.SIGTERM, done.stderr
-
-
-def test_every_adapter_hands_its_job_to_the_server_before_anything_else():
-    import ast
-
-    adapters = sorted((Path(__file__).parents[1] / "workflow_scripts").glob("*.py"))
-    assert adapters
-    for adapter in adapters:
-        body = ast.parse(adapter.read_text()).body
-        if isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
-            body = body[1:]  # the docstring
-        first, second = ast.unparse(body[0]), ast.unparse(body[1])
-        assert first == "from weightscape.forkserver import delegate", adapter.name
-        assert second == "delegate(snakemake, __file__)", adapter.name

@@ -1,5 +1,6 @@
 """benchmarks/grid_profile.py on the finished smoke grid: its tables equal the benchmark files, the phase line of each
-fine-tune job covers that job's wall time, and the floor is measured on the grid's real image counts."""
+fine-tune job covers that job's wall time, the floor is measured on the grid's real image counts, and --idle reruns a
+job as the run ran it and leaves the run as it was."""
 
 import json
 import math
@@ -13,15 +14,17 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import REPO
+from weightscape import layout
 
 pytestmark = pytest.mark.pipeline
+PROFILE = REPO / "benchmarks" / "grid_profile.py"
 
 
 def benchmark_totals(results: Path) -> dict[str, tuple[int, float]]:
     """rule -> (jobs, sum of s), read straight from the TSVs (a table's repeated rows averaged)."""
     seconds = defaultdict(list)
-    for path in (results / "benchmarks").rglob("*.tsv"):
-        rule = path.relative_to(results / "benchmarks").parts[0].removesuffix(".tsv")
+    for path in (results.parent / layout.BENCHMARKS).rglob("*.tsv"):
+        rule = path.relative_to(results.parent / layout.BENCHMARKS).parts[0].removesuffix(".tsv")
         seconds[rule].append(pd.read_csv(path, sep="\t")["s"].mean())
     return {rule: (len(values), sum(values)) for rule, values in seconds.items()}
 
@@ -38,20 +41,19 @@ def expected_images(results: Path) -> tuple[int, int, int]:
 
 def check_profile(workdir: Path, config: Path, scratch: Path) -> dict:
     out = scratch / "profile.json"
-    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "grid_profile.py"), str(workdir), "--json",
+    result = subprocess.run([sys.executable, str(PROFILE), str(workdir), "--configfile", str(config), "--json",
                              str(out), "--images", "32", "--repeats", "1"], check=False, capture_output=True,
                             text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     profile = json.loads(out.read_text())
     results = workdir / "results"
 
-    # 1. per-rule tables = the benchmark files
+    # 1. per-rule tables = the benchmark files, one for every rule's jobs (`all` has no work)
     totals = benchmark_totals(results)
-    timed = {rule: row for rule, row in profile["rules"].items() if row["source"] == "benchmark"}
-    assert set(timed) == set(totals)
+    assert set(profile["rules"]) == set(totals) and {"summarize_runs", "plots", "summary_md"} <= set(totals)
     for rule, (jobs, seconds) in totals.items():
-        assert timed[rule]["jobs"] == jobs, rule
-        assert timed[rule]["total_s"] == pytest.approx(seconds, abs=1e-6), rule
+        assert profile["rules"][rule]["jobs"] == jobs, rule
+        assert profile["rules"][rule]["total_s"] == pytest.approx(seconds, abs=1e-6), rule
 
     # 2. the phases of each fine-tune job cover its benchmark wall (within 10 %)
     jobs = profile["finetune_jobs"]
@@ -67,7 +69,7 @@ def check_profile(workdir: Path, config: Path, scratch: Path) -> dict:
     assert (floor["jobs"], floor["train_images"], floor["eval_images"]) == (n, train_images, eval_images)
     assert floor["wall_s"] == pytest.approx(totals["finetune"][1], abs=1e-6)
     [measured] = floor["measurements"]
-    assert measured["image_size"] == 32 and measured["batch_size"] == 32  # configs/smoke.yaml, via the snakemake log
+    assert measured["image_size"] == 32 and measured["batch_size"] == 32  # configs/smoke.yaml
     figures = [measured["train_images_per_s"], measured["inference_images_per_s"], floor["floor_s"],
                floor["ratio"], profile["run"]["wall_s"], profile["run"]["run_floor_s"], profile["run"]["ratio"]]
     assert all(math.isfinite(x) and x > 0 for x in figures), figures
@@ -80,14 +82,14 @@ def check_profile(workdir: Path, config: Path, scratch: Path) -> dict:
     from weightscape.config import validated_settings
 
     conditions = validated_settings(yaml.safe_load(config.read_text()), base_dir=workdir).conditions
-    augmented = {job["job"]: job["augment_s"] for job in jobs if conditions[job["job"].split("/")[2]].transforms}
+    augmented = {job["job"]: job["augment_s"] for job in jobs if conditions[job["condition"]].transforms}
     assert augmented and all(math.isfinite(x) and x > 0 for x in augmented.values())
     assert all(job["augment_s"] is None for job in jobs if job["job"] not in augmented)
     assert floor["augment_s"] == pytest.approx(sum(augmented.values()))
     assert floor["floor_with_augment_s"] == pytest.approx(floor["floor_s"] + floor["augment_s"])
     assert profile["run"]["run_floor_with_augment_s"] >= profile["run"]["run_floor_s"]
     # idle core time: the core time of the run (2 cores, as the fixture ran it) its jobs did not use; the jobs
-    # cannot have used more than there was (5 % for the 1 s resolution of the jobs timed from the Snakemake log)
+    # cannot have used more than there was (5 % for the 1 s resolution of the Snakemake log's time stamps)
     run, summed = profile["run"], sum(row["total_s"] for row in profile["rules"].values())
     assert run["idle_core_s"] == pytest.approx(2 * run["wall_s"] - summed)
     assert run["idle_core_s"] > -0.05 * 2 * run["wall_s"]
@@ -99,23 +101,23 @@ def test_grid_profile_on_the_smoke_grid(smoke, tmp_path):
     check_profile(workdir, config, tmp_path)
 
 
-def test_idle_finetune_reruns_a_job_as_the_run_did_and_leaves_the_run_as_it_was(smoke, tmp_path):
-    """benchmarks/idle_finetune.py on a copy of the smoke run: the rerun job's outputs equal the run's byte for byte,
-    its figures come from the job's own benchmark table and log, and afterwards every file of the run is back with
-    its time, so that Snakemake has nothing to rerun."""
+def test_idle_jobs_rerun_as_the_run_ran_them_and_leave_the_run_as_it_was(smoke, tmp_path):
+    """--idle on a copy of the smoke run: the rerun job's outputs equal the run's byte for byte, its figures come
+    from the job's own benchmark table and log, and afterwards every file of the run is back with its time, so that
+    Snakemake has nothing to rerun."""
     from conftest import snakemake
 
     source, config = smoke
     workdir = tmp_path / "run"
     shutil.copytree(source, workdir, symlinks=True)
-    key = "fashion_mnist/efficientnet_lite0/autoaugment/seed0"
-    results = workdir / "results"
-    files = [results / "runs" / key / name for name in ("weights.safetensors", "curve.csv", "metrics.json")]
-    files += [results / "logs" / "finetune" / f"{key}.log", results / "benchmarks" / "finetune" / f"{key}.tsv"]
+    item = {"model": "efficientnet_lite0", "dataset": "fashion_mnist", "condition": "autoaugment", "seed": 0}
+    key, run = layout.RUN.format(**item), workdir / layout.RUNS.format(**item)
+    files = [run / name for name in ("weights.safetensors", "curve.csv", "metrics.json")]
+    files += [workdir / layout.log("finetune", key), workdir / layout.benchmark("finetune", key)]
     before = {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in files}
     out = tmp_path / "idle.json"
-    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "idle_finetune.py"), str(workdir), "--jobs",
-                             key, "--repeats", "1", "--floor-repeats", "1", "--images", "32", "--json", str(out)],
+    result = subprocess.run([sys.executable, str(PROFILE), str(workdir), "--configfile", str(config), "--idle", key,
+                             "--repeats", "1", "--floor-repeats", "1", "--images", "32", "--json", str(out)],
                             check=False, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     [(name, row)] = json.loads(out.read_text()).items()
@@ -140,12 +142,12 @@ def test_idle_finetune_reruns_a_job_as_the_run_did_and_leaves_the_run_as_it_was(
     assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout[-2000:]
 
 
-def test_idle_finetune_names_a_job_the_run_does_not_have(smoke, tmp_path):
-    workdir, _ = smoke
-    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "idle_finetune.py"), str(workdir), "--jobs",
-                             "fashion_mnist/efficientnet_lite0/no_such_condition/seed0"],
+def test_idle_names_a_job_the_run_does_not_have(smoke, tmp_path):
+    workdir, config = smoke
+    result = subprocess.run([sys.executable, str(PROFILE), str(workdir), "--configfile", str(config), "--idle",
+                             "efficientnet_lite0/fashion_mnist/no_such_condition/seed0"],
                             check=False, capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == [
-        f"error: no finished fine-tune job fashion_mnist/efficientnet_lite0/no_such_condition/seed0 in "
-        f"{workdir.resolve() / 'results'} (KEY is DATASET/MODEL/CONDITION/seedN of a finished run)"]
+        f"error: no finished fine-tune job efficientnet_lite0/fashion_mnist/no_such_condition/seed0 in "
+        f"{workdir.resolve() / 'results'} (KEY is MODEL/DATASET/CONDITION/seedN of a finished run)"]

@@ -11,12 +11,14 @@ import pytest
 import yaml
 
 from conftest import REPO, snakemake, write_config
+from weightscape import layout
 from weightscape.config import validate_config
 
 pytestmark = pytest.mark.pipeline
 
-CELL = "results/runs/fashion_mnist/efficientnet_lite0/{condition}/seed0"
-DIVERSITY = "results/diversity/fashion_mnist/efficientnet_lite0/{condition}.json"
+ITEM = {"dataset": "fashion_mnist", "model": "efficientnet_lite0", "seed": 0}
+CELL = layout.RUNS.format(**ITEM, condition="{condition}")
+DIVERSITY = layout.DIVERSITY.format(**ITEM, condition="{condition}")
 CROP_ERROR = "Required crop size (64, 64) is larger than input image size"
 
 
@@ -52,8 +54,8 @@ def test_failing_cell_does_not_stop_the_others(tmp_path, fashion_root):
     assert "workflow specific profile" in log and "profiles/default" in log, log[:2000]
 
     # snakemake names each failing rule, its cell and its log; the log holds the run-time error
-    for rule, rule_log in [("finetune", "results/logs/finetune/fashion_mnist/efficientnet_lite0/bigcrop/seed0.log"),
-                           ("diversity", "results/logs/diversity/fashion_mnist/efficientnet_lite0/bigcrop.log")]:
+    for rule, rule_log in [("finetune", layout.log("finetune", layout.RUN.format(**ITEM, condition="bigcrop"))),
+                           ("diversity", layout.log("diversity", layout.CONDITION.format(**ITEM, condition="bigcrop")))]:
         assert f"Error in rule {rule}:" in log, log[-3000:]
         assert rule_log in log
         assert CROP_ERROR in (tmp_path / rule_log).read_text()

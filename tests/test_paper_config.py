@@ -17,7 +17,7 @@ def _job_total(output: str) -> int:
 
 @pytest.mark.pipeline
 def test_paper_config_dry_run_builds_the_whole_grid(tmp_path):
-    # its wall time is a benchmark (benchmarks/dry_run.py), not a test: machines of this kind differ 2x
+    # its wall time is not tested: machines of this kind differ 2x
     result = snakemake(tmp_path, "-n", "--quiet", "rules", "--configfile", str(PAPER))
     assert result.returncode == 0, result.stderr[-3000:]
     total = _job_total(result.stdout + result.stderr)

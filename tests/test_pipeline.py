@@ -11,8 +11,14 @@ import yaml
 from weightscape import answer_report
 
 from conftest import REPO, job_counts, reordered, snakemake, write_config
+from weightscape import layout
 
 pytestmark = pytest.mark.pipeline
+LITE0 = {"model": "efficientnet_lite0", "dataset": "fashion_mnist"}
+
+
+def run_dir(workdir, condition, seed):
+    return workdir / layout.RUNS.format(**LITE0, condition=condition, seed=seed)
 CONDITIONS = {"baseline": "baseline", "dropout_0.5": "dropout", "weight_decay_0.001": "weight_decay",
               "autoaugment": "diversity", "noise_0.05": "diversity", "replace_0.5": "synthetic",
               "autoaugment_dropout_0.5": "combined"}
@@ -20,7 +26,7 @@ CONDITIONS = {"baseline": "baseline", "dropout_0.5": "dropout", "weight_decay_0.
 
 def test_smoke_grid_runs_end_to_end(smoke):
     workdir, _ = smoke
-    with open(workdir / "results" / "summary" / "runs.csv") as fh:
+    with open(workdir / layout.RUNS_TABLE) as fh:
         rows = list(csv.DictReader(fh))
     assert [(r["condition"], r["family"], r["seed"]) for r in rows] == [
         (condition, family, seed) for condition, family in CONDITIONS.items() for seed in ("0", "1", "2")]
@@ -28,7 +34,7 @@ def test_smoke_grid_runs_end_to_end(smoke):
         assert float(row["id_accuracy"]) > 0.2, row  # chance is 0.1 on 10 classes (300 images, 3 epochs)
         assert 0 <= float(row["id_ece"]) <= 1 and float(row["ood_accuracy"]) > 0.1
         assert row["dataset"] == "fashion_mnist" and row["model"] == "efficientnet_lite0"
-        run = workdir / "results" / "runs" / "fashion_mnist" / "efficientnet_lite0" / row["condition"] / f"seed{row['seed']}"
+        run = run_dir(workdir, row["condition"], row["seed"])
         assert (run / "weights.safetensors").stat().st_size > 1_000_000
         metrics = json.loads((run / "metrics.json").read_text())
         assert set(metrics["ood"]["by_corruption"]) == {"gaussian_noise", "defocus_blur", "fog", "contrast",
@@ -36,35 +42,33 @@ def test_smoke_grid_runs_end_to_end(smoke):
         assert all(set(s) == {"1", "3", "5"} for s in metrics["ood"]["by_corruption"].values())
         with open(run / "curve.csv") as fh:
             assert [int(r["epoch"]) for r in csv.DictReader(fh)] == [1, 2, 3]
-        assert (workdir / "results" / "logs" / "finetune" / "fashion_mnist" / "efficientnet_lite0" /
-                row["condition"] / f"seed{row['seed']}.log").stat().st_size > 0
-    reference = workdir / "results" / "models" / "efficientnet_lite0" / "fashion_mnist" / "seed0"
+        assert (workdir / layout.log("finetune", layout.RUN.format(**LITE0, condition=row["condition"],
+                                                                     seed=row["seed"]))).stat().st_size > 0
+    reference = workdir / layout.REFERENCES.format(**LITE0, seed=0)
     assert (reference / "weights.safetensors").is_file() and (reference / "model.json").is_file()
     assert (workdir / "results" / "benchmarks" / "finetune").is_dir()
 
 
 def test_smoke_grid_trains_a_generator_samples_it_and_measures_fidelity(smoke):
     workdir, _ = smoke
-    generator = workdir / "results" / "generators" / "fashion_mnist" / "ddpm"
+    generator = workdir / layout.GENERATORS.format(dataset="fashion_mnist", generator="ddpm")
     info = json.loads((generator / "generator.json").read_text())
     assert info["train"]["steps"] == 30 and info["image_shape"] == [28, 28, 1]
     assert torch_load_step(generator / "checkpoint.pt") == 30
-    synthetic = workdir / "results" / "synthetic" / "fashion_mnist" / "ddpm"
+    synthetic = workdir / layout.SYNTHETIC.format(dataset="fashion_mnist", generator="ddpm")
     with np.load(synthetic / "train.npz") as archive:
         assert archive["images"].shape == (150, 28, 28, 1)  # per_class 15 x 10 classes
         assert np.bincount(archive["labels"]).tolist() == [15] * 10
     assert json.loads((synthetic / "generator.json").read_text())["generator"]["weights_sha256"] == info["weights_sha256"]
-    fidelity = pd.read_csv(workdir / "results" / "synthetic" / "fidelity.csv")
+    fidelity = pd.read_csv(workdir / layout.FIDELITY_TABLE)
     assert len(fidelity) == 1 and 0 <= fidelity.loc[0, "class_consistency"] <= 1
     assert fidelity.loc[0, "fd_efficientnet_lite0"] > fidelity.loc[0, "fd_efficientnet_lite0_real_train_vs_test"]
     # the judge: its own fine-tune on 40 real images per class (smoke fidelity.judge), not a grid run
-    judge = json.loads((workdir / "results" / "models" / "efficientnet_lite0" / "fashion_mnist" / "judge" /
-                        "metrics.json").read_text())
+    judge = json.loads((workdir / layout.JUDGE.format(**LITE0) / "metrics.json").read_text())
     assert judge["n_train"] == 400 and judge["epochs"] == 1
     assert fidelity.loc[0, "judge_n_train"] == 400
     assert fidelity.loc[0, "judge_real_test_accuracy"] == judge["test"]["accuracy"] > 0.1  # above chance
-    metrics = json.loads((workdir / "results" / "runs" / "fashion_mnist" / "efficientnet_lite0" / "replace_0.5" /
-                          "seed0" / "metrics.json").read_text())
+    metrics = json.loads((run_dir(workdir, "replace_0.5", 0) / "metrics.json").read_text())
     assert metrics["n_train"] == 300 and metrics["n_synthetic"] == 150  # 30 per class: 15 real + 15 synthetic
 
 
@@ -76,7 +80,7 @@ def torch_load_step(path) -> int:
 
 def test_smoke_grid_has_spectra_for_the_reference_and_every_run(smoke):
     workdir, _ = smoke
-    layers = pd.read_parquet(workdir / "results" / "summary" / "layers.parquet")
+    layers = pd.read_parquet(workdir / layout.LAYERS_TABLE)
     per_model = layers.groupby(["stage", "condition", "seed"]).size()
     assert set(per_model.index) == {(stage, condition, seed) for stage, condition in
                                     [("pretrained", "pretrained")] + [("finetuned", c) for c in CONDITIONS]
@@ -92,14 +96,14 @@ def test_smoke_grid_has_spectra_for_the_reference_and_every_run(smoke):
     # fine-tuning moved the weights: the classifier's norm differs from the reference's
     head = layers[(layers["longname"] == "classifier") & (layers["seed"] == 0)].set_index("condition")["log_norm"]
     assert head["baseline"] != head["pretrained"]
-    run = workdir / "results" / "runs" / "fashion_mnist" / "efficientnet_lite0" / "baseline" / "seed0" / "spectra"
+    run = run_dir(workdir, "baseline", 0) / "spectra"
     assert len(pd.read_csv(run / "layers.csv")) == per_model.iloc[0]
     assert (run / "eigenvalues.npz").stat().st_size > 0
 
 
 def test_smoke_grid_measures_diversity_of_every_condition(smoke):
     workdir, _ = smoke
-    draws = pd.read_csv(workdir / "results" / "diversity" / "diversity.csv")
+    draws = pd.read_csv(workdir / layout.DIVERSITY_TABLE)
     assert list(dict.fromkeys(draws["condition"])) == list(CONDITIONS)
     assert (draws.groupby("condition")["seed"].apply(list) == [[0, 1, 2]] * len(CONDITIONS)).all()  # a draw a seed
     assert (draws["n"] == 60).all()
@@ -120,8 +124,7 @@ def test_smoke_grid_measures_diversity_of_every_condition(smoke):
     assert table.loc["replace_0.5", "family"] == "synthetic" and table.loc["replace_0.5", "kind"] == "replace"
 
 
-FIGURES = ["esd_overlay", "family_bars", "layer_lines", "quadrant", "outcome_bars", "accuracy_vs_vendi",
-           "dose_response", "curvature"]
+FIGURES = [*layout.FIGURES, "curvature"]  # the smoke config measures curvature (not every epoch)
 
 
 def test_smoke_grid_answers_with_statistics_figures_summary_and_report(smoke):
@@ -335,12 +338,11 @@ def test_summary_opens_with_the_answer_table_and_both_claims_from_the_tables(smo
 
 def test_curvature_of_every_run_and_reference_is_in_runs_csv(smoke):
     workdir, _ = smoke
-    runs = pd.read_csv(workdir / "results" / "summary" / "runs.csv")
+    runs = pd.read_csv(workdir / layout.RUNS_TABLE)
     for column in ("hessian_trace", "hessian_trace_se", "hessian_top_eig", "hessian_trace_pretrained"):
         assert runs[column].notna().all(), column
     assert (runs["hessian_top_eig"] > 0).all() and (runs["hessian_trace_se"] > 0).all()
-    run = json.loads((workdir / "results" / "runs" / "fashion_mnist" / "efficientnet_lite0" / "baseline" / "seed1" /
-                      "curvature.json").read_text())
+    run = json.loads((run_dir(workdir, "baseline", 1) / "curvature.json").read_text())
     assert run["hessian_n_probes"] == 4 and run["sample_size"] == 20 and run["sample_seed"] == 1
     row = runs[(runs["condition"] == "baseline") & (runs["seed"] == 1)].iloc[0]
     assert row["hessian_trace"] == run["hessian_trace"]

@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, SNAKEMAKE, job_counts, snakemake, write_config
+from weightscape import layout
 
 pytestmark = pytest.mark.pipeline
-RUNS = Path("results/runs/fashion_mnist/efficientnet_lite0")
-FINISHED = RUNS / "dropout_0.5" / "seed0"
-KILLED = RUNS / "weight_decay_0.001" / "seed1"
+CELL = {"model": "efficientnet_lite0", "dataset": "fashion_mnist"}
+FINISHED = Path(layout.RUNS.format(**CELL, condition="dropout_0.5", seed=0))
+KILLED_RUN = layout.RUN.format(**CELL, condition="weight_decay_0.001", seed=1)
+KILLED = Path(layout.RUNS.format(**CELL, condition="weight_decay_0.001", seed=1))
 
 
 def _kill_after_first_epoch(workdir: Path, config: Path) -> Path:
@@ -37,7 +39,7 @@ def _kill_after_first_epoch(workdir: Path, config: Path) -> Path:
 
 
 def _resumed_log(workdir: Path) -> str:
-    return (workdir / "results/logs/finetune/fashion_mnist/efficientnet_lite0/weight_decay_0.001/seed1.log").read_text()
+    return (workdir / layout.log("finetune", KILLED_RUN)).read_text()
 
 
 def test_killed_fine_tune_resumes_and_equals_an_uninterrupted_run(smoke, tmp_path):

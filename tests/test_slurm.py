@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from conftest import REPO, snakemake, write_config
+from weightscape import layout
 
 SCRIPTS = REPO / "tests" / "slurm"
 PROFILE = REPO / "profiles" / "slurm"
@@ -26,14 +27,14 @@ INSTALL = ("run `make slurm` (root + apt), or `apt-get install -y --no-install-r
            "slurm-client munge`")
 SLURM_TOOLS = ["munged", "munge", "unmunge", "slurmctld", "slurmd", "scontrol", "sinfo", "sbatch", "squeue", "scancel",
                "srun"]
-# Bound on the SLURM run of the smoke grid's first seed. Measured 1200 s for all three seeds on a 2-core machine (the
-# local run: 480 s); SLURM adds ~3 snakemake start-ups per job and status polls that back off by 10 s while no job
-# finishes, so the cluster run submits one seed: every rule still runs as a SLURM job, in a third of the time.
+# Bound on the SLURM run of the smoke grid's first seed. SLURM adds a few snakemake start-ups per job and status polls
+# that back off by 10 s while no job finishes, so the cluster run submits one seed: every rule still runs as a SLURM
+# job, in a third of the time of all three.
 LIMIT_S = 1200
 SEED = 0
 # Per-run tables compared with the local run's rows of that seed; every job runs on one thread with fixed seeds (and
 # seeds draw from their own generators), so they are bit-identical. Aggregates over seeds differ by design.
-TABLES = ["results/summary/runs.csv", "results/diversity/diversity.csv", "results/synthetic/fidelity.csv"]
+TABLES = [layout.RUNS_TABLE, layout.DIVERSITY_TABLE, layout.FIDELITY_TABLE]
 OTHER_SEED = re.compile(rf"/seed(?!{SEED}\b)\d+\b")
 
 
@@ -148,6 +149,6 @@ def test_smoke_grid_on_slurm_equals_the_local_run(slurm_cluster, smoke, tmp_path
     for table in TABLES:
         pd.testing.assert_frame_equal(seed_rows(pd.read_csv(workdir / table)),
                                       seed_rows(pd.read_csv(local_dir / table)), check_exact=True, obj=table)
-    layers = "results/summary/layers.parquet"
+    layers = layout.LAYERS_TABLE
     pd.testing.assert_frame_equal(seed_rows(pd.read_parquet(workdir / layers)),
                                   seed_rows(pd.read_parquet(local_dir / layers)), check_exact=True, obj=layers)

@@ -254,7 +254,7 @@ def test_finetune_with_noise_differs_from_baseline_and_is_reproducible(tiny_pipe
 
 def test_judge_learns_from_its_own_real_split_and_reloads_to_the_same_accuracy(tiny_pipeline_inputs, tmp_path):
     root, _ = tiny_pipeline_inputs
-    prepare_judge_split(tiny_dataset(), 20, 0, tmp_path / "judge_train.npz")
+    prepare_judge_split(tiny_dataset().source_options(), 20, 0, tmp_path / "judge_train.npz")
     classes = json.loads((root / "data" / "classes.json").read_text())["classes"]
     out = {name: tmp_path / name for name in ("weights.safetensors", "model.json", "metrics.json")}
     metrics = train_judge(reference=root / "ref.safetensors", reference_info=root / "ref.json",
@@ -313,10 +313,10 @@ def test_predictions_do_not_depend_on_the_eval_batch_size():
 
 
 REUSE_PROBE = """
-import resource, sys, torch
-if sys.argv[1] == "job":
-    from weightscape.runtime import pin_threads
-    pin_threads(1)
+import resource, sys, types, torch
+if sys.argv[1] == "job":  # set up as every pipeline job is (the fork server off: this process is the job)
+    from weightscape.execution import job
+    job(types.SimpleNamespace(threads=1, log=[], config={}), "probe").__enter__()
 else:
     torch.set_num_threads(1)
 from weightscape.models import build_model
@@ -334,13 +334,14 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 300)
 
 def test_jobs_reuse_freed_memory_instead_of_faulting_it_in_again():
     """With glibc's defaults every evaluation batch of EfficientNet-Lite0 page-faults its activations in again;
-    a job's set-up (pin_threads) keeps freed memory for reuse (runtime.reuse_freed_memory)."""
+    a job's set-up (weightscape.execution.job) keeps freed memory for reuse (runtime.reuse_freed_memory)."""
     import subprocess
     import sys
 
     def faults_per_image(mode: str) -> float:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
         out = subprocess.run([sys.executable, "-c", REUSE_PROBE, mode], check=True, capture_output=True, text=True,
-                             env={k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")})
+                             env={**env, "WEIGHTSCAPE_FORK_SERVER": "0"})
         return float(out.stdout.split()[-1])
 
     default, job = faults_per_image("default"), faults_per_image("job")  # page faults per image

@@ -1,13 +1,9 @@
 """Adapter: rule compare -> weightscape.stats.compare."""
-from weightscape.forkserver import delegate
+from weightscape.execution import job
 
-delegate(snakemake, __file__)  # run in a fork of the local preloaded server when there is one
+with job(snakemake, __file__):
+    from pathlib import Path
 
-from pathlib import Path
-
-from weightscape.runtime import job_logging
-
-with job_logging(snakemake.log[0]):
     import pandas as pd
 
     from weightscape.io import atomic_path

@@ -1,16 +1,9 @@
 """Adapter: rule judge_split -> weightscape.data.prepare.prepare_judge_split."""
-from weightscape.forkserver import delegate
+from weightscape.execution import job
 
-delegate(snakemake, __file__)  # run in a fork of the local preloaded server when there is one
-
-from weightscape.runtime import job_logging, pin_threads
-from weightscape.settings import Settings
-
-with job_logging(snakemake.log[0]):
-    pin_threads(snakemake.threads)
+with job(snakemake, __file__) as run:
     from weightscape.data.prepare import prepare_judge_split
 
-    settings = Settings.from_config(snakemake.config)
-    judge = settings.sections["fidelity"]["judge"]
-    prepare_judge_split(settings.datasets[snakemake.wildcards.dataset], judge["train_per_class"], judge["seed"],
-                        snakemake.output[0])
+    p = snakemake.params
+    source = {**p.source, "download": run.download(snakemake.wildcards.dataset)}
+    prepare_judge_split(source, p.per_class, p.seed, snakemake.output[0])

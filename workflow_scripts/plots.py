@@ -1,17 +1,12 @@
 """Adapter: rule plots -> weightscape.plots (one PNG + caption per figure)."""
-from weightscape.forkserver import delegate
+from weightscape.execution import job
 
-delegate(snakemake, __file__)  # run in a fork of the local preloaded server when there is one
-
-from weightscape.runtime import job_logging
-
-with job_logging(snakemake.log[0]):
+with job(snakemake, __file__):
     import numpy as np
     import pandas as pd
 
-    from weightscape import answer_plots, plots
+    from weightscape import answer_plots, layout, plots
     from weightscape.answer import read_table
-    from weightscape.tables import path_identity
 
     out = snakemake.output
     runs, effects = pd.read_csv(snakemake.input.runs), pd.read_csv(snakemake.input.effects)
@@ -29,12 +24,12 @@ with job_logging(snakemake.log[0]):
     plots.outcome_bars(runs, out.outcome_bars)
     plots.accuracy_vs_vendi(runs, pd.read_csv(snakemake.input.diversity), out.accuracy_vs_vendi)
     answer_plots.dose_response(read_table(snakemake.input.curves), read_table(snakemake.input.placement),
-                        read_table(snakemake.input.answer_effects), out.dose_response)
+                               read_table(snakemake.input.answer_effects), out.dose_response)
     answer_plots.where_heatmap(read_table(snakemake.input.groups), out.where)
     answer_plots.predictors_plot(read_table(snakemake.input.predictors), out.predictors)
     if "curvature" in out.keys():
         plots.curvature(runs, out.curvature)
     if "curvature_trajectory" in out.keys():
         families = snakemake.params.families
-        curves = pd.concat([pd.read_csv(path).assign(**path_identity(path)) for path in snakemake.input.trajectory])
+        curves = pd.concat([pd.read_csv(path).assign(**layout.identity(path)) for path in snakemake.input.trajectory])
         plots.curvature_trajectory(curves.assign(family=curves["condition"].map(families)), out.curvature_trajectory)

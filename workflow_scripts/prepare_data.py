@@ -1,16 +1,11 @@
 """Adapter: rule prepare_data -> weightscape.data.prepare.prepare_dataset."""
-from weightscape.forkserver import delegate
+from weightscape.execution import job
 
-delegate(snakemake, __file__)  # run in a fork of the local preloaded server when there is one
+with job(snakemake, __file__) as run:
+    from pathlib import Path
 
-from pathlib import Path
-
-from weightscape.runtime import job_logging, pin_threads
-from weightscape.settings import Settings
-
-with job_logging(snakemake.log[0]):
-    pin_threads(snakemake.threads)
     from weightscape.data.prepare import prepare_dataset
+    from weightscape.settings import Dataset
 
-    dataset = Settings.from_config(snakemake.config).datasets[snakemake.wildcards.dataset]
+    dataset = Dataset.from_params(snakemake.params.dataset, download=run.download(snakemake.wildcards.dataset))
     prepare_dataset(dataset, Path(snakemake.output.classes).parent)

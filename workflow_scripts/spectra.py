@@ -1,19 +1,12 @@
 """Adapter: rules spectra_reference / spectra_run / spectra_delta -> weightscape.spectra.outputs.write_spectra."""
-from weightscape.forkserver import delegate
+from weightscape.execution import job
 
-delegate(snakemake, __file__)  # run in a fork of the local preloaded server when there is one
-
-from weightscape.runtime import job_logging, pin_threads, progress
-from weightscape.settings import Settings
-
-with job_logging(snakemake.log[0]) as log_stream:
-    pin_threads(snakemake.threads)
+with job(snakemake, __file__) as run:
     from weightscape.checkpoints import load_checkpoint
     from weightscape.spectra.outputs import write_spectra
 
-    model, info = load_checkpoint(snakemake.input.weights, snakemake.input.info)
-    base = load_checkpoint(snakemake.input.base, snakemake.input.info)[0] if "base" in snakemake.input.keys() else None
-    o = snakemake.output
-    write_spectra(model, Settings.from_config(snakemake.config).spectra_params(), o.csv, o.parquet, o.eigenvalues,
-                  base_model=base, image_size=info["image_size"],
-                  progress=lambda it, **kw: progress(it, log_stream, desc="layers", **kw))
+    i, o = snakemake.input, snakemake.output
+    model, info = load_checkpoint(i.weights, i.info)
+    base = load_checkpoint(i.base, i.info)[0] if "base" in i.keys() else None
+    write_spectra(model, snakemake.params.spectra, o.csv, o.parquet, o.eigenvalues, base_model=base,
+                  image_size=info["image_size"], progress=run.progress("layers"))

@@ -1,19 +1,13 @@
 """Adapter: rule synthesize -> weightscape.synth.generate.synthesize."""
-from weightscape.forkserver import delegate
+from weightscape.execution import job
 
-delegate(snakemake, __file__)  # run in a fork of the local preloaded server when there is one
-
-from weightscape.io import read_json
-from weightscape.runtime import job_logging, pin_threads, progress
-from weightscape.settings import Execution, Settings
-
-with job_logging(snakemake.log[0]) as log_stream:
-    pin_threads(snakemake.threads)
+with job(snakemake, __file__) as run:
+    from weightscape.io import read_json
+    from weightscape.settings import Generator
     from weightscape.synth.generate import synthesize
 
-    settings = Settings.from_config(snakemake.config)
-    synthesize(settings.generators[snakemake.wildcards.generator], snakemake.params.directory,
-               read_json(snakemake.input.classes)["classes"], snakemake.input.train,
-               device=Execution.from_config(snakemake.config, threads=snakemake.threads).torch_device(),
-               out_images=snakemake.output.images, out_info=snakemake.output.info,
-               progress=lambda it: progress(it, log_stream, desc="batches"))
+    i, o = snakemake.input, snakemake.output
+    synthesize(Generator.from_params(snakemake.params.generator, threads=snakemake.threads),
+               snakemake.params.directory, read_json(i.classes)["classes"], i.train,
+               device=run.execution.torch_device(), out_images=o.images, out_info=o.info,
+               progress=run.progress("batches"))

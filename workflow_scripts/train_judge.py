@@ -1,20 +1,14 @@
 """Adapter: rule train_judge -> weightscape.runs.train_judge."""
-from weightscape.forkserver import delegate
+from weightscape.execution import job
 
-delegate(snakemake, __file__)  # run in a fork of the local preloaded server when there is one
-
-from weightscape.io import read_json
-from weightscape.runtime import job_logging, pin_threads, progress
-from weightscape.settings import Execution, Settings
-
-with job_logging(snakemake.log[0]) as log_stream:
-    pin_threads(snakemake.threads)
+with job(snakemake, __file__) as run:
+    from weightscape.io import read_json
     from weightscape.runs import JudgeOutputs, train_judge
+    from weightscape.settings import TrainSettings
 
-    settings, i = Settings.from_config(snakemake.config), snakemake.input
+    i, p = snakemake.input, snakemake.params
     train_judge(reference=i.reference, reference_info=i.reference_info, judge_npz=i.judge_train, test_npz=i.test,
-                classes=read_json(i.classes)["classes"], train=settings.train,
-                judge=settings.sections["fidelity"]["judge"],
-                execution=Execution.from_config(snakemake.config, threads=snakemake.threads),
-                outputs=JudgeOutputs(**dict(snakemake.output.items())),
-                progress=lambda it: progress(it, log_stream, desc="epochs"))
+                classes=read_json(i.classes)["classes"],
+                train=TrainSettings.from_params({**p.train, "epochs": p.judge["epochs"]}), judge=p.judge,
+                execution=run.execution, outputs=JudgeOutputs(**dict(snakemake.output.items())),
+                progress=run.progress("epochs"))

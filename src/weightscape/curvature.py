@@ -17,11 +17,11 @@ gradient g. With a single batch that graph is built once and kept for every prod
 several it is rebuilt per batch per product, so memory stays that of one batch. `measure_curvature` shares the
 graph between trace and eigenvalue, and starts the power iteration from the first trace probe, whose product it
 already has. Probes, dot products and norms work on one flat vector over all parameters, not per parameter.
-Image batches go channels_last (`weightscape.train.to_device`), the layout oneDNN runs fastest (~1.4x on HVPs).
+Image batches go channels_last (`weightscape.train.to_device`), the layout oneDNN runs fastest.
 
 Two of torch's double-backward formulas dominate the cost on the CPU, so during the forward pass they are routed
-around (`_FastDoubleBackward`), computing the same function (EfficientNet-Lite0, 64 images of 48 px, one thread:
-1.5 s -> 1.0 s per product): eval-mode batch norm becomes x * scale + shift (torch's batch-norm double backward is
+around (`_FastDoubleBackward`), computing the same function (benchmarks/curvature.py measures the whole): eval-mode
+batch norm becomes x * scale + shift (torch's batch-norm double backward is
 the training-mode formula, full-size reductions included); a grouped (depthwise) convolution gets a backward made
 of conv_transpose2d and conv2d_weight, whose derivatives are single oneDNN calls, where torch's double backward
 loops over the groups (~7,000 small convolutions per product).

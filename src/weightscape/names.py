@@ -23,15 +23,12 @@ DATA_FAMILIES = (DIVERSITY, SYNTHETIC)
 COMPARED_FAMILIES = (DIVERSITY, SYNTHETIC, DROPOUT, WEIGHT_DECAY)
 
 # --- analysed models ----------------------------------------------------------------------------------------------
-PRETRAINED, FINETUNED, DELTA = "pretrained", "finetuned", "delta"
 #: `stage` of a spectra table: the reference, a fine-tuned run, or Delta W = W_finetuned - W_pretrained
-STAGES = (PRETRAINED, FINETUNED, DELTA)
+PRETRAINED, FINETUNED, DELTA = "pretrained", "finetuned", "delta"
 #: `longname` of the over-all-layers rows of family_effects
 ALL_LAYERS = "__all__"
 
 # --- identities ---------------------------------------------------------------------------------------------------
-#: the identity of one fine-tuning run (the grid's wildcards)
-RUN_KEY = ("dataset", "model", "condition", "seed")
 #: the identity of one pretrained reference
 REFERENCE_KEY = ("dataset", "model", "seed")
 
@@ -45,6 +42,8 @@ OUTCOMES = {"id_accuracy": "in-distribution accuracy", "id_ece": "expected calib
             "hessian_trace": "Hessian trace (loss curvature)", "hessian_top_eig": "top Hessian eigenvalue"}
 #: the loss-curvature outcomes (present when curvature.enabled), each with its reference's `<name>_pretrained`
 CURVATURE_OUTCOMES = ("hessian_trace", "hessian_top_eig")
+#: the columns a curvature.json adds to runs.csv, in this order: the trace, its standard error, the top eigenvalue
+CURVATURE_COLUMNS = (CURVATURE_OUTCOMES[0], f"{CURVATURE_OUTCOMES[0]}_se", *CURVATURE_OUTCOMES[1:])
 #: columns of runs.csv where a smaller value is the better one (curvature: a flatter minimum, the usual reading of
 #: "regularized")
 LOWER_IS_BETTER = frozenset({"id_ece", "id_nll", "val_ece", "val_nll", "ood_ece", "final_train_loss",

@@ -22,7 +22,7 @@ from weightscape.data.canonical import load_split
 from weightscape.inputs import InputSpec, to_model_inputs
 from weightscape.io import file_sha256, read_json, write_csv, write_json
 from weightscape.models import build_model, insert_dropout
-from weightscape.settings import Condition, Execution, Mix, Model, TrainSettings
+from weightscape.settings import Condition, Execution, Mix, Model, TrainingData, TrainSettings
 from weightscape.train import (ResumePoint, accuracy_by_class, classification_metrics, evaluate, fit, predict,
                                tensor_batches)
 
@@ -32,8 +32,8 @@ log = logging.getLogger(__name__)
 class PhaseClock:
     """Wall seconds of a job's phases, logged as one line ``phase seconds: startup 4.10, load 0.52, ...`` so that
     benchmarks/grid_profile.py can split a job's time without a profiler. `startup` is the time from the start of
-    the job's process (or its fork: weightscape.forkserver) to the clock's creation (interpreter, imports, the
-    adapter)."""
+    the job's process (or its fork: weightscape.execution.forkserver) to the clock's creation (interpreter, imports,
+    the adapter)."""
 
     def __init__(self):
         from weightscape.runtime import process_start_time
@@ -226,48 +226,48 @@ def train_judge(*, reference: str | Path, reference_info: str | Path, judge_npz:
 
 
 def condition_diversity(*, train_npz: str | Path, reference: str | Path, reference_info: str | Path,
-                        condition: Condition, diversity: dict, seeds: list[int], execution: Execution,
-                        out_json: str | Path, synthetic_npz: str | Path | None = None) -> dict:
-    """Vendi scores of the training distribution a condition produces (pixel, embedding, weighted), measured on
+                        condition: str, data: TrainingData, diversity: dict, seeds: list[int],
+                        execution: Execution, out_json: str | Path, synthetic_npz: str | Path | None = None) -> dict:
+    """Vendi scores of the training distribution `data` produces (pixel, embedding, weighted) for the condition
+    named `condition` (its family and level are the summary's labels, not part of the measurement), measured on
     seeded class-balanced samples of augmented training images in the pretrained backbone's embedding space (on
     `execution`'s device): one draw per grid seed, so the statistics get an interval from the draws.
 
-    Draw s samples (and augments) with seed `diversity["seed"] + s`; for a synthetic condition it measures the
-    training set the run of seed s trained on (the mix drawn with s), its views paired row by row with real images
-    of the same class, so rho compares the mixed set's embeddings with the real set's.
+    Draw s samples (and augments) with seed `diversity["seed"] + s`; for a synthetic mix it measures the training
+    set the run of seed s trained on (the mix drawn with s), its views paired row by row with real images of the
+    same class, so rho compares the mixed set's embeddings with the real set's.
     """
     model, info = load_checkpoint(reference, reference_info)
     model.to(execution.torch_device())
     spec = InputSpec.from_info(info)
     images, labels = load_split(train_npz)
-    draws = [_diversity_draw(model, info["classifier"], spec, images, labels, condition, synthetic_npz,
+    draws = [_diversity_draw(model, info["classifier"], spec, images, labels, data, synthetic_npz,
                              min(diversity["sample_size"], len(labels)), diversity["seed"] + seed, seed)
              for seed in seeds]
-    result = {"condition": condition.name, "family": condition.family, "kind": condition.kind,
-              "level": condition.level, "draws": draws}
+    result = {"condition": condition, "draws": draws}
     write_json(out_json, result)
     for scores in draws:
         log.info("%s, draw of seed %d: pixel VS %.3f, embedding VS %.3f, rho %.3f, weighted VS %.3f",
-                 condition.name, scores["seed"], scores["vendi_pixel"], scores["vendi_embedding"], scores["rho"],
+                 condition, scores["seed"], scores["vendi_pixel"], scores["vendi_embedding"], scores["rho"],
                  scores["vendi_weighted"])
     return result
 
 
 def _diversity_draw(model, classifier: str, spec: InputSpec, images: np.ndarray, labels: np.ndarray,
-                    condition: Condition, synthetic_npz, sample_size: int, sample_seed: int, run_seed: int) -> dict:
+                    data: TrainingData, synthetic_npz, sample_size: int, sample_seed: int, run_seed: int) -> dict:
     """One draw of condition_diversity: the scores of a `sample_seed` sample of the training set of `run_seed`."""
     from weightscape.diversity import class_balanced_sample, measure_diversity, same_label_order
 
     source = None
-    if condition.mix:
-        (mixed, mixed_labels), _ = training_mix((images, labels), synthetic_npz, condition.mix, run_seed)
+    if data.mix:
+        (mixed, mixed_labels), _ = training_mix((images, labels), synthetic_npz, data.mix, run_seed)
         real_labels = labels[class_balanced_sample(labels, sample_size, sample_seed)]
         picked = class_balanced_sample(mixed_labels, sample_size, sample_seed)
         source = mixed[picked][same_label_order(mixed_labels[picked], real_labels)]
 
     def make_view(sample: np.ndarray, generator: torch.Generator) -> torch.Tensor:
         sample = sample if source is None else source
-        views = AugmentedImages(sample, np.zeros(len(sample), np.int64), spec, list(condition.transforms))
+        views = AugmentedImages(sample, np.zeros(len(sample), np.int64), spec, list(data.transforms))
         with torch.random.fork_rng(devices=[]):  # augmentation draws from the measurement's own seed
             torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
             return views.ready([views.augmented(i) for i in range(len(views))])

@@ -1,5 +1,5 @@
-"""Per-job runtime set-up: thread pinning, memory reuse, device choice, logging to the rule's log file and
-progress bars."""
+"""Per-process runtime set-up: thread pinning, memory reuse, device choice, logging to a rule's log file and
+progress bars (weightscape.execution.job sets up every job with them)."""
 
 from __future__ import annotations
 
@@ -25,10 +25,9 @@ def reuse_freed_memory() -> bool:
     False elsewhere or when glibc refuses).
 
     With glibc's defaults every batch's activations of more than a few MiB are mmap'ed fresh or trimmed on free,
-    so each batch page-faults its whole working set in again: 250-350 faults per image at eval batch 256, 20-25 %
-    of EfficientNet-Lite0's inference time at 48 px (benchmarks/allocator.py). Buffers of up to 32 MiB now come
-    from the heap and stay there. Only where memory comes from changes, never the arithmetic: results are
-    bit-identical.
+    so each batch page-faults its whole working set in again (tests/test_train.py counts the faults). Buffers of
+    up to 32 MiB now come from the heap and stay there. Only where memory comes from changes, never the
+    arithmetic: results are bit-identical.
     """
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
@@ -41,10 +40,8 @@ def reuse_freed_memory() -> bool:
 
 
 def pin_threads(threads: int) -> None:
-    """Use exactly `threads` CPU threads: oversubscribing a busy 2-core machine made steps 5-100x slower.
-
-    Every job calls this first, so it also sets up the process's memory reuse (reuse_freed_memory)."""
-    reuse_freed_memory()
+    """Use exactly `threads` CPU threads in this process and the libraries it loads (torch, OpenMP, BLAS): jobs
+    side by side on a busy machine must not oversubscribe its cores. Threads only; memory is reuse_freed_memory."""
     for name in THREAD_VARIABLES:
         os.environ[name] = str(threads)
     import torch
@@ -56,12 +53,12 @@ def pin_threads(threads: int) -> None:
         pass
 
 
-JOB_STARTED_AT: float | None = None  # set in a fork of weightscape.forkserver: when its job's process began
+JOB_STARTED_AT: float | None = None  # set in a fork of the fork server: when its job's process began
 
 
 def process_start_time() -> float:
     """time.time() at which this job's process began - for a job run by the fork server, the process Snakemake
-    started, which then waited for the fork (weightscape.forkserver)."""
+    started, which then waited for the fork (weightscape.execution.forkserver)."""
     return JOB_STARTED_AT if JOB_STARTED_AT is not None else own_process_start_time()
 
 

@@ -1,16 +1,19 @@
-"""Typed settings: the validated config as frozen objects, built once per workflow parse (rules/common.smk) and
-once per job (the adapters in workflow_scripts/), always by :meth:`Settings.from_config`.
+"""Typed settings: the validated config as frozen objects. The workflow builds them once per parse
+(weightscape.config.validated_settings, in rules/common.smk) and hands each rule what it depends on as `params`;
+a job (workflow_scripts/) rebuilds the objects it needs from its own params (`from_params`), never from the config.
 
 Every object splits its settings in two:
 
 * what can change a result - :meth:`params` gives it as a canonical value (plain builtins, mappings key-sorted):
   what Snakemake tracks as a rule's ``params`` and what every resume fingerprint hashes, so re-ordering the keys
   of a config file never reruns a finished job;
-* what only steers execution (threads, augmentation worker processes, the evaluation batch size, the device):
-  :class:`Execution`, recorded as provenance next to the results (``metrics.json``), never a rerun trigger. A
-  thread count can change the last bits of a float on a CPU; that is worth recording, not worth redoing work for.
+* what only steers execution (threads, augmentation worker processes, the evaluation batch size, the device, a
+  dataset's `download`, a generator's `checkpoint_every`): :func:`execution_only` is that part of a config, the
+  only part a job reads from ``snakemake.config`` (weightscape.execution.job). It is recorded as provenance next to
+  the results (``metrics.json``), never a rerun trigger: a thread count can change the last bits of a float on a
+  CPU; that is worth recording, not worth redoing work for.
 
-Standard library only at import time: the workflow imports this module on every parse.
+Standard library only at import time, and no import of weightscape.config (which builds these objects).
 """
 
 from __future__ import annotations
@@ -46,6 +49,16 @@ def canonical(value: Any) -> Any:
 def without(section: Mapping, keys: tuple[str, ...]) -> dict:
     """The canonical `section` minus `keys` (e.g. a config section minus its execution-only keys)."""
     return canonical({key: value for key, value in section.items() if key not in keys})
+
+
+def execution_only(config: Mapping) -> dict:
+    """The part of a validated config that only steers execution, in the config's own shape: the `train` execution
+    keys, each dataset's `download`, each generator's `train.checkpoint_every` (a generator's `threads` are its
+    rules' `threads:`, which a job reads as snakemake.threads). Applied to its own result it returns the same."""
+    return {"train": {key: config["train"][key] for key in TRAIN_EXECUTION_KEYS},
+            "datasets": [{"name": d["name"], "download": d["download"]} for d in config["datasets"]],
+            "generators": [{"name": g["name"], "train": {"checkpoint_every": g["train"]["checkpoint_every"]}}
+                           for g in config["generators"]]}
 
 
 def _fields(cls, values: Mapping, **extra) -> Any:
@@ -106,6 +119,10 @@ class TrainSettings:
     def from_config(cls, train: Mapping) -> "TrainSettings":
         return _fields(cls, train)
 
+    @classmethod
+    def from_params(cls, params: Mapping) -> "TrainSettings":
+        return cls(**params)
+
     def params(self) -> dict:
         return canonical(self)
 
@@ -120,6 +137,22 @@ class Mix:
     scheme: str
     p: float
     generator: str
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """What a condition's training data depends on: its augmentations and its synthetic mix
+    (:meth:`Condition.data_params`); conditions that differ only in the regularizer train on the same data."""
+
+    transforms: tuple[dict, ...]
+    mix: Mix | None
+
+    @classmethod
+    def from_params(cls, params: Mapping) -> "TrainingData":
+        """From :meth:`Condition.data_params`."""
+        mix = params["mix"]
+        return cls(transforms=tuple({"name": t["name"], "args": dict(t["args"])} for t in params["transforms"]),
+                   mix=Mix(**mix) if mix else None)
 
 
 @dataclass(frozen=True)
@@ -143,6 +176,11 @@ class Condition:
         transforms = tuple({"name": t["name"], "args": dict(t.get("args") or {})} for t in condition["transforms"])
         combines = tuple(condition["combines"]) if condition.get("combines") else None
         return _fields(cls, condition, transforms=transforms, mix=Mix(**mix) if mix else None, combines=combines)
+
+    @classmethod
+    def from_params(cls, params: Mapping) -> "Condition":
+        """From :meth:`params` (what a rule passes a job)."""
+        return cls.from_dict(params)
 
     def params(self) -> dict:
         """Every field (`combines` only where set, so adding the field left other conditions' params as they were)."""
@@ -176,12 +214,21 @@ class Dataset:
     def from_config(cls, dataset: Mapping) -> "Dataset":
         return _fields(cls, dataset)
 
+    @classmethod
+    def from_params(cls, params: Mapping, download: bool) -> "Dataset":
+        """From :meth:`params` and the execution setting `download` (execution_only)."""
+        return cls(**params, download=download)
+
     def params(self) -> dict:
         return without(dataclasses.asdict(self), ("download",))
 
     def source_options(self) -> dict:
         """What a source reader (weightscape.data.sources) reads: root, download, image_size, ..."""
         return dataclasses.asdict(self)
+
+    def source_params(self) -> dict:
+        """What reading the raw source depends on (the judge's split draws from all of it, not from the subset)."""
+        return canonical({key: getattr(self, key) for key in ("source", "root", "image_size")})
 
 
 @dataclass(frozen=True)
@@ -196,6 +243,10 @@ class Model:
     @classmethod
     def from_config(cls, model: Mapping) -> "Model":
         return _fields(cls, model)
+
+    @classmethod
+    def from_params(cls, params: Mapping) -> "Model":
+        return cls(**params)
 
     def params(self) -> dict:
         return canonical(self)
@@ -213,11 +264,22 @@ class Generator:
     prompt: str
     resolution: int
     sample: dict
-    train: dict
+    train: dict = dataclasses.field(default_factory=dict)  # empty in a job that only samples (from_params)
 
     @classmethod
     def from_config(cls, generator: Mapping) -> "Generator":
         return _fields(cls, generator, sample=dict(generator["sample"]), train=dict(generator["train"]))
+
+    @classmethod
+    def from_params(cls, params: Mapping, threads: int) -> "Generator":
+        """The sampling generator of a synthesize job, from :meth:`sample_params` and the job's `threads`."""
+        return cls(**{key: value for key, value in params.items() if key != "sample"},
+                   sample={**params["sample"], "threads": threads})
+
+    @staticmethod
+    def train_settings(params: Mapping, threads: int, checkpoint_every: int) -> dict:
+        """The `train` section a train_generator job trains with: :meth:`train_params` and its execution keys."""
+        return {**params, "threads": threads, "checkpoint_every": checkpoint_every}
 
     def sample_params(self) -> dict:
         """Everything that shapes the synthetic images except the training of the generator (whose weights are an
@@ -245,15 +307,12 @@ class Settings:
     sections: dict[str, dict]  # the plain sections (ood, spectra, diversity, curvature, compare, stats, ...)
 
     @classmethod
-    def from_config(cls, config: Mapping, conditions: list[dict] | None = None) -> "Settings":
-        """From a config whose defaults are filled in (weightscape.config.validate_config ran on it); `conditions`:
-        the grid's expanded conditions when the caller has them already (else they are expanded here)."""
-        from weightscape.config.conditions import expand_conditions
-
-        expanded = expand_conditions(config) if conditions is None else conditions
+    def from_config(cls, config: Mapping, conditions: list[dict]) -> "Settings":
+        """From a config whose defaults are filled in and the grid's expanded conditions: what
+        weightscape.config.validated_settings gives."""
         return cls(datasets={d["name"]: Dataset.from_config(d) for d in config["datasets"]},
                    models={m["name"]: Model.from_config(m) for m in config["models"]},
-                   conditions={c["name"]: Condition.from_dict(c) for c in expanded},
+                   conditions={c["name"]: Condition.from_dict(c) for c in conditions},
                    seeds=tuple(config["seeds"]),
                    generators={g["name"]: Generator.from_config(g) for g in config["generators"]},
                    train=TrainSettings.from_config(config["train"]), execution=Execution.from_config(config),

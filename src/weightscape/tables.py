@@ -1,63 +1,29 @@
 """Aggregate tables of the results tree (pandas only, no torch): one row per run, one row per analysed model x layer.
 
 Every row's identity (dataset, model, condition, seed, ...) is read from its own file's path by
-:func:`path_identity`, the one reader of the results layout, never paired with the file by list order.
+:func:`weightscape.layout.identity`, never paired with the file by list order.
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from weightscape import layout
 from weightscape.io import atomic_path, read_json, write_csv
-from weightscape.names import DELTA, FINETUNED, PRETRAINED
-
-_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
-#: the per-item layouts of the results tree (docs: README, "What the default config does"), most specific first:
-#: (pattern matched against the end of a path, fixed fields added to what it captures)
-LAYOUTS: tuple[tuple[re.Pattern, dict], ...] = tuple(
-    (re.compile(pattern.format(name=_NAME) + r"$"), fixed) for pattern, fixed in (
-        (r"runs/(?P<dataset>{name})/(?P<model>{name})/(?P<condition>{name})/seed(?P<seed>\d+)/spectra/[^/]+",
-         {"stage": FINETUNED}),
-        (r"runs/(?P<dataset>{name})/(?P<model>{name})/(?P<condition>{name})/seed(?P<seed>\d+)/spectra_delta/[^/]+",
-         {"stage": DELTA}),
-        (r"runs/(?P<dataset>{name})/(?P<model>{name})/(?P<condition>{name})/seed(?P<seed>\d+)/[^/]+", {}),
-        (r"models/(?P<model>{name})/(?P<dataset>{name})/seed(?P<seed>\d+)/spectra/[^/]+",
-         {"condition": PRETRAINED, "stage": PRETRAINED}),
-        (r"models/(?P<model>{name})/(?P<dataset>{name})/seed(?P<seed>\d+)/[^/]+", {"condition": PRETRAINED}),
-        (r"diversity/(?P<dataset>{name})/(?P<model>{name})/(?P<condition>{name})\.json", {}),
-        (r"synthetic/(?P<dataset>{name})/(?P<generator>{name})/[^/]+", {}),
-    ))
-
-
-def path_identity(path: str | Path) -> dict:
-    """The identity of one results file from its path, e.g. ``results/runs/fmnist/lite0/baseline/seed1/metrics.json``
-    -> {dataset: fmnist, model: lite0, condition: baseline, seed: 1}; spectra tables also get their `stage`.
-    Raises ValueError naming the file when it is not in a known place."""
-    text = Path(path).as_posix()
-    for pattern, fixed in LAYOUTS:
-        match = pattern.search(text)
-        if match:
-            found = {key: int(value) if key == "seed" else value for key, value in match.groupdict().items()}
-            return {**found, **fixed}
-    raise ValueError(f"{path}: not a file of the results layout (runs/, models/, diversity/, synthetic/)")
+from weightscape.names import CURVATURE_COLUMNS, PRETRAINED
 
 
 def checked_identity(path: str | Path, data: dict) -> dict:
-    """`path_identity(path)`, checked against the identity keys the file itself records (a moved or renamed file
+    """`layout.identity(path)`, checked against the identity keys the file itself records (a moved or renamed file
     would otherwise be summarised under the wrong name)."""
-    identity = path_identity(path)
+    identity = layout.identity(path)
     clash = {key for key in identity if key in data and data[key] != identity[key]}
     if clash:
         raise ValueError(f"{path}: {sorted(clash)} recorded in the file disagree with its place {identity}")
     return identity
-
-
-#: the columns curvature.json files add to runs.csv (the run's own and its pretrained reference's)
-CURVATURE_COLUMNS = ("hessian_trace", "hessian_trace_se", "hessian_top_eig")
 
 
 def runs_table(metrics_files: list[str | Path], curvature_files: list[str | Path] = ()) -> pd.DataFrame:
@@ -66,7 +32,7 @@ def runs_table(metrics_files: list[str | Path], curvature_files: list[str | Path
     (`<column>_pretrained`)."""
     curvature = {}
     for path in curvature_files:
-        identity = path_identity(path)
+        identity = layout.identity(path)
         curvature[tuple(identity[k] for k in ("dataset", "model", "condition", "seed"))] = read_json(path)
     rows = []
     for path in metrics_files:
@@ -101,7 +67,7 @@ def layers_table(layer_files: list[str | Path], families: dict[str, str]) -> pd.
     family, stage = pretrained | finetuned | delta); `families` maps each condition to its family."""
     frames = []
     for path in layer_files:
-        identity = path_identity(path)
+        identity = layout.identity(path)
         if identity["stage"] == PRETRAINED:
             key = {"dataset": identity["dataset"], "model": identity["model"], "seed": identity["seed"],
                    "condition": PRETRAINED, "family": PRETRAINED, "stage": PRETRAINED}

@@ -46,7 +46,7 @@ def accelerated(device: torch.device, bf16: bool = True):
 
 def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
     """Move a batch; image batches go channels_last (NHWC), the layout convolutions run fastest in, on the CPU
-    (oneDNN: 1.5x the NCHW training throughput of EfficientNet-Lite0 at 48 px on one thread) as on CUDA."""
+    (oneDNN; benchmarks/train_loop.py measures it) as on CUDA."""
     if x.dim() == 4:
         return x.to(device, non_blocking=True, memory_format=torch.channels_last)
     return x.to(device, non_blocking=True)

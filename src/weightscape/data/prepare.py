@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -38,11 +39,12 @@ def prepare_dataset(dataset: Dataset, out_dir: str | Path) -> dict:
     return summary
 
 
-def prepare_judge_split(dataset: Dataset, per_class: int, seed: int, out_npz: str | Path) -> dict:
+def prepare_judge_split(source: Mapping, per_class: int, seed: int, out_npz: str | Path) -> dict:
     """The training images of the fidelity judge: up to `per_class` images of every class (all of a class that has
     fewer), a seeded draw from the source's whole training set. The test split comes from the source's separate
-    test set, so the judge never sees a test image. Returns {"per_class": ..., "n": ...}."""
-    raw = SOURCES[dataset.source].load(dataset.source_options())
+    test set, so the judge never sees a test image. `source`: what the source reader reads ({source, root,
+    image_size, download}: Dataset.source_options). Returns {"per_class": ..., "n": ...}."""
+    raw = SOURCES[source["source"]].load(source)
     smallest = int(np.bincount(raw.train_labels).min())
     taken = min(per_class, smallest)
     if taken < per_class:

@@ -1,7 +1,7 @@
 """Eigenvalues (ESDs) of weight matrices: fast, float64, WeightWatcher-exact; plus the eigenvalue archive.
 
 Route: float64 ``eigvalsh`` of the *small* Gram matrix (W W^T when rows < cols, else W^T W). Only eigenvalues
-are needed, and this is 3x (square) to 20x (512 x 4608) faster than WeightWatcher's ``scipy.linalg.svd``.
+are needed, and this is much faster than WeightWatcher's ``scipy.linalg.svd``, the more so the less square.
 float64 matters: the Gram squares the condition number, so its eigenvalues carry an absolute error of about
 eps * lambda_max -- harmless (< 1e-9 relative) unless a matrix is nearly singular. Matrices whose smallest Gram
 eigenvalue is below ``COND_FALLBACK * lambda_max`` are therefore recomputed with the same SVD WeightWatcher

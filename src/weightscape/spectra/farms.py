@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import numpy as np
 
-FARMS_COLUMNS = ("alpha_farms", "farms_windows", "farms_num_evals", "farms_xmin")
 ZERO_RTOL = 1e-12
 
 

@@ -26,8 +26,7 @@ Why it is fast: the kernel density does not depend on sigma, yet WeightWatcher r
 ``KernelDensity`` (a tree query of 1,000 points) for every one of the ~195 grid values and ~20-60 Nelder-Mead
 steps (78 % of WeightWatcher's ``mp_fit`` time). Here the KDE is evaluated once per layer, the 195 grid
 residuals are one broadcast array operation, and only the Nelder-Mead polish calls a (~20 microsecond) scalar
-objective. Measured on one thread, per layer: ResNet-18 (random init, 21 layers) 1.27 s -> 8 ms (150x);
-EfficientNet-Lite0 (pretrained, 50 layers) 0.26 s -> 4 ms (65x).
+objective (benchmarks/spectra_vs_weightwatcher.py times it against WeightWatcher's).
 
 Agreement (tolerance): the KDE is WeightWatcher's own sklearn call (made once), and the residual uses the same
 numpy expressions in the same order, the same grid and the same ``fmin``; so on the *same eigenvalues* the

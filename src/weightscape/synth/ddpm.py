@@ -33,7 +33,7 @@ INFO_FILE = "generator.json"
 
 
 def build_unet(arch: dict, image_size: int, channels: int, num_classes: int) -> UNet2DModel:
-    """The denoiser: plain ResNet down/up blocks (attention made CPU steps 2-3x slower), one extra class = null."""
+    """The denoiser: plain ResNet down/up blocks (attention made CPU steps much slower), one extra class = null."""
     depth = len(arch["block_out_channels"])
     return UNet2DModel(sample_size=image_size, in_channels=channels, out_channels=channels,
                        block_out_channels=tuple(arch["block_out_channels"]),

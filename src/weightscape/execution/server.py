@@ -1,5 +1,8 @@
-"""The fork server's side (see weightscape.forkserver): import the stack once, then fork one clean child per job
-and run the job's adapter in it."""
+"""The fork server's side (see weightscape.execution.forkserver): import the stack once, then fork one clean child
+per job and run the job's adapter in it.
+
+    python -m weightscape.execution.server SOCKET     (started by forkserver.connect)
+"""
 
 from __future__ import annotations
 
@@ -15,9 +18,9 @@ import threading
 import time
 from pathlib import Path
 
-import weightscape.forkserver as forkserver
 from weightscape import runtime
-from weightscape.forkserver import (
+from weightscape.execution import forkserver
+from weightscape.execution.forkserver import (
     FORWARDED_SIGNALS,
     HEADER,
     IDLE_SECONDS,
@@ -210,3 +213,7 @@ def _reseed() -> None:
     random.seed()
     if "numpy" in sys.modules:
         sys.modules["numpy"].random.seed()
+
+
+if __name__ == "__main__":
+    serve(Path(sys.argv[1]))

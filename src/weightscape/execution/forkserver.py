@@ -1,27 +1,24 @@
-"""Job start-up without the imports: a local fork server for the pipeline's Python jobs.
+"""Job start-up without the imports: a local fork server for the pipeline's Python jobs (the job's side).
 
-Every job is a fresh Python process that imports torch, torchvision, timm and pandas before it computes anything:
-~5 s a job on our 2-core machines, as long as a whole spectra job's computation, and 69 fine-tunes + 69 spectra
-jobs in the default three-seed grid. On a workstation the first job starts a server that imports that stack once
-(and nothing else: it never runs a torch operation, starts no thread pool and never touches CUDA) and then forks
-one child per job. The child is a fresh copy of that clean process - nothing of an earlier job is in it - and runs
-the job's adapter with the job's own `snakemake` object, working directory, environment, umask and standard
-streams (passed as file descriptors); the job's own process waits for it, forwards SIGINT/SIGTERM/SIGHUP to it and
-exits with its status. A child whose job process disappears (kill -9) kills itself.
+Every job is a fresh Python process that imports torch, torchvision, timm and pandas before it computes anything,
+which takes as long as a whole spectra job's computation. On a workstation the first job starts a server that
+imports that stack once (and nothing else: it never runs a torch operation, starts no thread pool and never touches
+CUDA) and then forks one child per job. The child is a fresh copy of that clean process - nothing of an earlier job
+is in it - and runs the job's adapter with the job's own `snakemake` object, working directory, environment, umask
+and standard streams (passed as file descriptors); the job's own process waits for it, forwards
+SIGINT/SIGTERM/SIGHUP to it and exits with its status. A child whose job process disappears (kill -9) kills itself.
 
 The same code runs in the same way, so results are bit-identical to a job run in its own process
 (tests/test_forkserver.py). What differs: Snakemake's benchmark table measures the waiting process, so its wall
 time `s` is right but max_rss and cpu_time are not the job's.
 
 Off under SLURM (each job runs on some node, where a server would only add a process), where an NVIDIA driver is
-(a fork cannot use CUDA once its parent loaded it) and with WEIGHTSCAPE_FORK_SERVER=0; a server that cannot be started or reached makes the job run in its own process as
-before. One server per (Python, package code, thread count): a change to any file of the package starts a new one,
-and a server exits after IDLE_SECONDS without a job.
+(a fork cannot use CUDA once its parent loaded it), off Linux and with WEIGHTSCAPE_FORK_SERVER=0; a server that
+cannot be started or reached makes the job run in its own process. One server per (Python, package code, thread
+count): a change to any file of the package starts a new one, and a server exits after IDLE_SECONDS without a job.
 
-This module is the job's side and what both sides share; .server is the server's side.
-
-Written by hand: multiprocessing's "forkserver" start method serves a parent's worker processes, not independent
-processes such as Snakemake's jobs, and nothing on PyPI we could find does this.
+Reached only through weightscape.execution.job; .server is the server's side. Written by hand: multiprocessing's
+"forkserver" start method serves a parent's worker processes, not independent processes such as Snakemake's jobs.
 """
 
 from __future__ import annotations
@@ -61,7 +58,7 @@ def enabled() -> bool:
 def server_key(threads: int) -> str:
     """Identity of a server: the interpreter, every file of the package (path, size, mtime), the thread count."""
     digest = hashlib.sha256(f"{PROTOCOL} {sys.executable} {threads} {PRELOAD}".encode())
-    package = Path(__file__).resolve().parent.parent  # all of weightscape
+    package = Path(__file__).resolve().parents[1]  # all of weightscape
     for path in sorted(package.rglob("*")):
         if path.is_file() and "__pycache__" not in path.parts:
             stat = path.stat()
@@ -127,7 +124,7 @@ def connect(threads: int) -> socket.socket:
         except (FileNotFoundError, ConnectionRefusedError):
             pass
         with open(path.with_suffix(".log"), "w") as log:
-            server = subprocess.Popen([sys.executable, "-m", "weightscape.forkserver", str(path)],
+            server = subprocess.Popen([sys.executable, "-m", "weightscape.execution.server", str(path)],
                                       env={**os.environ, **thread_environment(threads)}, stdin=subprocess.DEVNULL,
                                       stdout=log, stderr=log, cwd="/", start_new_session=True, close_fds=True)
         deadline = time.monotonic() + START_SECONDS
@@ -213,7 +210,7 @@ def receive(conn: socket.socket) -> bytes:
 
 def stop_server(threads: int, timeout: float = 600.0) -> bool:
     """Make this code's server for `threads` take no more jobs and wait until it has ended, after the jobs it runs
-    have (they are not killed). False when there is none. For benchmarks that need a cold start."""
+    have (they are not killed). False when there is none. For a cold start (a measurement of job start-up)."""
     path = socket_path(threads)
     try:
         pid = int(path.with_suffix(".pid").read_text())
