@@ -18,6 +18,8 @@ rule spectra_reference:
         runtime="1h",
     params:
         spectra=SETTINGS.spectra_params(),
+        # how much each layer's scale matters (a property of the architecture, measured on the reference)
+        probe_scale=True,
     script:
         "../workflow_scripts/spectra.py"
 

@@ -114,3 +114,24 @@ def test_no_placement_is_printed_for_a_regularizer_that_moves_no_metric(tmp_path
     column = tables["overview"].query("condition != 'baseline'")["dropout"]
     assert column.str.startswith("not placed: dropout moves none of the metrics").all()
     assert "p = " not in "".join(column) and "p < " not in "".join(column)
+
+
+def test_the_power_confound_and_predictor_lines_are_their_csvs(summary):
+    from weightscape.answer.power import seeds_to_decide
+
+    tables, opening = summary
+    power_line = next(line for line in opening.splitlines() if line.startswith("Seeds that would show"))
+    for lens, part in tables["power"].groupby("lens"):
+        name = {"W": "W", "delta": "Delta W"}[lens]
+        for _, r in seeds_to_decide(part).iterrows():
+            if np.isfinite(r["seeds_needed"]):
+                assert f"{r['condition']} on {name}: {int(r['more_seeds'])} more" in power_line
+    for _, r in tables["confound"].iterrows():
+        name = {"W": "W", "delta": "Delta W"}[r["lens"]]
+        line = next(line for line in opening.splitlines() if line.startswith(f"- Training loss against the effects "
+                                                                                f"on {name},"))
+        assert (f"{r['metric'].replace('_', ' ')} R2 = {answer_report.fmt(r['r2'])} (r {answer_report.fmt(r['r'])}, "
+                f"CI {answer_report.fmt(r['r_ci_low'])} to {answer_report.fmt(r['r_ci_high'])})") in line
+    for _, r in tables["predictors"][tables["predictors"]["statement"] != "inconclusive"].iterrows():
+        assert (f"{r['metric'].replace('_', ' ')} of {r['outcome'].replace('_', ' ')} (rho "
+                f"{answer_report.fmt(r['rho'])}") in opening

@@ -115,8 +115,8 @@ RULES = {
     "fidelity.judge.train_per_class": {"judge_split", "train_judge"},
     "fidelity.judge.seed": {"judge_split", "train_judge"},
     "fidelity.judge.epochs": {"train_judge"},
-    "spectra": {"spectra_reference", "spectra_run"},
-    "spectra.delta": set(),  # adds the spectra_delta jobs
+    "spectra": {"spectra_reference", "spectra_run", "spectra_delta"},
+    "spectra.delta": set(),  # removes the spectra_delta jobs
     "curvature": {"curvature_reference", "curvature_run"},
     "curvature.enabled": set(),  # removes the curvature jobs and figure
     "curvature.every_epoch": {"finetune"},

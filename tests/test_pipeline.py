@@ -83,8 +83,9 @@ def test_smoke_grid_has_spectra_for_the_reference_and_every_run(smoke):
     layers = pd.read_parquet(workdir / layout.LAYERS_TABLE)
     per_model = layers.groupby(["stage", "condition", "seed"]).size()
     assert set(per_model.index) == {(stage, condition, seed) for stage, condition in
-                                    [("pretrained", "pretrained")] + [("finetuned", c) for c in CONDITIONS]
-                                    for seed in (0, 1, 2)}
+                                    [("pretrained", "pretrained")] + [(stage, c) for c in CONDITIONS
+                                                                      for stage in ("finetuned", "delta")]
+                                    for seed in (0, 1, 2)}  # spectra.delta is on by default
     from torch import nn
 
     from weightscape.models import build_model
@@ -92,9 +93,15 @@ def test_smoke_grid_has_spectra_for_the_reference_and_every_run(smoke):
     lite0 = build_model("efficientnet_lite0", 10, weights="random").module
     weight_layers = sum(isinstance(m, (nn.Conv2d, nn.Linear)) for m in lite0.modules())
     assert per_model.nunique() == 1 and per_model.iloc[0] == weight_layers == 50  # every model, every layer
-    assert {"alpha", "log_norm", "log_spectral_norm", "stable_rank", "entropy", "num_spikes"} <= set(layers.columns)
+    assert {"alpha", "log_norm", "log_spectral_norm", "stable_rank", "entropy", "num_spikes", "dead_taps"} <= set(
+        layers.columns)
+    # at 32 px the last stage works on 1 x 1 maps: its 5 x 5 kernels keep only their centre tap
+    last = layers[(layers["stage"] == "pretrained") & layers["longname"].str.startswith("blocks.5.")
+                  & layers["longname"].str.endswith("conv_dw")]
+    assert (last["dead_taps"] >= 16).all() and len(last) == 12 and last["scale_effect"].notna().all()
     # fine-tuning moved the weights: the classifier's norm differs from the reference's
-    head = layers[(layers["longname"] == "classifier") & (layers["seed"] == 0)].set_index("condition")["log_norm"]
+    head = layers[(layers["longname"] == "classifier") & (layers["seed"] == 0) & (layers["stage"] != "delta")
+                  ].set_index("condition")["log_norm"]
     assert head["baseline"] != head["pretrained"]
     run = run_dir(workdir, "baseline", 0) / "spectra"
     assert len(pd.read_csv(run / "layers.csv")) == per_model.iloc[0]
@@ -163,7 +170,7 @@ def test_changing_a_plot_parameter_reruns_only_the_plots(smoke):
 
 def test_changing_a_statistics_parameter_reruns_no_fine_tune_and_no_spectra(smoke):
     workdir, config = smoke
-    changed = write_config(workdir / "stats.yaml", config, compare={"n_resamples": 500})
+    changed = write_config(workdir / "stats.yaml", config, compare={"n_resamples": 500}, stats={"alpha": 0.01})
     result = snakemake(workdir, "-n", "--cores", "2", "--configfile", str(changed))
     assert result.returncode == 0, result.stderr
     assert job_counts(result.stdout) == {"compare": 1, "answer": 1, "plots": 1, "summary_md": 1, "all": 1,
@@ -176,11 +183,13 @@ def test_adding_one_dropout_level_runs_only_that_cell_and_the_aggregates(smoke):
     changed = write_config(workdir / "more_dropout.yaml", config, families={**families, "dropout": [0.5, 0.3]})
     result = snakemake(workdir, "-n", "--cores", "2", "--configfile", str(changed))
     assert result.returncode == 0, result.stderr
-    # the new cell: one fine-tune + spectra + curvature per seed (3 seeds), then every aggregate once; no diversity
+    # the new cell: one fine-tune + spectra (W and Delta W) + curvature per seed (3 seeds), then every aggregate
+    # once; no diversity
     # job: a dropout level trains on the baseline's data, whose scores it shares
-    assert job_counts(result.stdout) == {"finetune": 3, "spectra_run": 3, "curvature_run": 3, "summarize_runs": 1,
-                                          "summarize_spectra": 1, "summarize_diversity": 1, "compare": 1,
-                                          "answer": 1, "plots": 1, "summary_md": 1, "all": 1, "total": 17}
+    assert job_counts(result.stdout) == {"finetune": 3, "spectra_run": 3, "spectra_delta": 3, "curvature_run": 3,
+                                          "summarize_runs": 1, "summarize_spectra": 1, "summarize_diversity": 1,
+                                          "compare": 1, "answer": 1, "plots": 1, "summary_md": 1, "all": 1,
+                                          "total": 20}
     assert "dropout_0.3" in result.stdout and "dropout_0.5/seed0/metrics.json" not in _job_outputs(result.stdout)
 
 
@@ -278,10 +287,11 @@ def test_default_config_dry_run_lists_the_grid(tmp_path, fashion_root):
     jobs = job_counts(result.stdout)
     # 23 conditions x 3 seeds; diversity once per distinct training set (baseline, 10 diversity sources, 2 mixes)
     assert jobs == {"all": 1, "corrupt": 1, "finetune": 69, "prepare_data": 1, "pretrained": 3, "summarize_runs": 1,
-                    "spectra_reference": 3, "spectra_run": 69, "summarize_spectra": 1, "diversity": 13,
+                    "spectra_reference": 3, "spectra_run": 69, "spectra_delta": 69, "summarize_spectra": 1,
+                    "diversity": 13,
                     "summarize_diversity": 1, "compare": 1, "answer": 1, "plots": 1, "summary_md": 1,
                     "synthesize": 1, "judge_split": 1, "train_judge": 1, "fidelity": 1, "summarize_fidelity": 1,
-                    "total": 172}  # the shipped generator: no training; curvature off
+                    "total": 241}  # the shipped generator: no training; curvature off
 
 
 def test_bad_config_stops_before_any_job_with_one_line(tmp_path, fashion_root):
@@ -308,8 +318,9 @@ def test_summary_opens_with_the_answer_table_and_both_claims_from_the_tables(smo
     text = (workdir / "results" / "summary.md").read_text()
     opening = text.split("# Details")[0]
     assert opening.splitlines()[2] == "## The answer (3 seeds per condition)"
-    assert set(verdicts.index) == {"autoaugment", "noise_0.05", "replace_0.5"}  # every data condition, once
-    assert list(overview.index) == ["baseline", *verdicts.index]
+    assert set(verdicts.index) == {"autoaugment", "noise_0.05", "replace_0.5"}  # every data condition, per lens
+    assert len(verdicts) == 2 * 3
+    assert list(overview.index) == ["baseline", *dict.fromkeys(verdicts.index)]
     states = ("like dropout", "like weight decay", "detected, within the margin", "no measurable effect",
               "inconclusive")
     for condition, row in overview.iterrows():
@@ -334,6 +345,27 @@ def test_summary_opens_with_the_answer_table_and_both_claims_from_the_tables(smo
     assert "sensitivity.csv" in opening or "depend on the margin" in opening
     additivity = pd.read_csv(answer / "additivity.csv")
     assert set(additivity["condition"]) == {"autoaugment_dropout_0.5"} and additivity["verdict"].notna().all()
+
+
+def test_the_smoke_answer_has_both_lenses_and_the_tables_beside_the_verdict(smoke):
+    workdir, _ = smoke
+    answer = workdir / "results" / "answer"
+    for name in ("effects", "verdicts", "placement", "groups", "confound", "predictors", "noise"):
+        assert set(pd.read_csv(answer / f"{name}.csv")["lens"]) == {"W", "delta"}, name
+    groups = pd.read_csv(answer / "groups.csv")
+    assert {"stem", "early", "middle", "late", "head"} <= set(groups["group"])
+    assert {"depthwise conv", "pointwise conv", "linear"} <= set(groups["group"])
+    excluded = pd.read_csv(answer / "excluded.csv")
+    assert excluded["reason"].str.contains("stats.min_evals").any()
+    inert = pd.read_csv(answer / "inert_scale.csv")
+    assert len(inert) == 1 and 0 < inert["n_inert"].iat[0] < inert["n_layers"].iat[0]
+    power = pd.read_csv(answer / "power.csv")
+    assert set(power["condition"]) <= set(pd.read_csv(answer / "verdicts.csv").query("verdict == 'inconclusive'")
+                                          ["condition"])
+    for name in ("where", "predictors"):
+        assert (workdir / "results" / "figures" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    opening = (workdir / "results" / "summary.md").read_text().split("# Details")[0]
+    assert "Two lenses look at each fine-tune" in opening and "Training loss against the effects on Delta W" in opening
 
 
 def test_curvature_of_every_run_and_reference_is_in_runs_csv(smoke):

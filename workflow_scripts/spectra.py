@@ -9,4 +9,5 @@ with job(snakemake, __file__) as run:
     model, info = load_checkpoint(i.weights, i.info)
     base = load_checkpoint(i.base, i.info)[0] if "base" in i.keys() else None
     write_spectra(model, snakemake.params.spectra, o.csv, o.parquet, o.eigenvalues, base_model=base,
-                  image_size=info["image_size"], progress=run.progress("layers"))
+                  image_size=info["image_size"], probe_scale=getattr(snakemake.params, "probe_scale", False),
+                  progress=run.progress("layers"))

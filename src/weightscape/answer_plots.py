@@ -142,7 +142,7 @@ def where_heatmap(groups: pd.DataFrame, out) -> str:
                           rotation=90, fontsize=6)
             ax.set_title(f"{LENS_NAMES.get(lens, lens)}: {nice(metric)}", fontsize=8)
     fig.colorbar(image, ax=axes, shrink=0.4, label="paired d_z (clipped at +-10)")
-    seeds = int(groups["n_seeds"].min())
+    seeds = int(groups["n_seeds"].max())
     detected = groups.groupby(["lens", "group"])["detected"].mean()
     top = ", ".join(f"{LENS_NAMES.get(lens, lens)} {g} {100 * v:.0f} %" for (lens, g), v in
                     detected.sort_values(ascending=False).head(4).items())

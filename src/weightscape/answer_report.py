@@ -216,15 +216,23 @@ def answer_section(answer: dict[str, pd.DataFrame]) -> list[str]:
     if len(disagree):
         out += ["The lenses disagree on " + ", ".join(disagree["condition"]) + " (other_lenses in overview.csv).", ""]
     out += ["## How to read this", "",
-            f"Every statistic above is across seeds: a seed is one independent fine-tune (head initialisation, data "
-            f"order, augmentation draws, dropout masks; the training subset too where datasets[].resample_per_seed "
-            f"is on), {seeds} per condition. Two lenses look at each fine-tune: W, the fine-tuned weights against "
+            f"Every statistic above is across seeds: a seed is one independent fine-tune - it varies the head's "
+            f"initialisation, the data order, the augmentation draws and the dropout masks, not the training subset "
+            f"(drawn once, datasets[].split_seed), so every interval is conditional on that subset - {seeds} per "
+            f"condition. Two lenses look at each fine-tune: W, the fine-tuned weights against "
             f"pretrained, and Delta W, the update W_finetuned - W_pretrained itself; a verdict names the lens it "
             f"rests on (the more decided one). Equivalent strengths are confidence sets from seed-level tests over "
             f"the regularizer's dose-response curve ('p < 0.30': the set reaches no regularization; '>=': it reaches "
             f"the strongest level measured); outcome intervals are 95 % t-intervals across seeds. " + verdict.RULE,
             "", "What the regularizers themselves move (the curves the conditions are compared with):", ""]
     out += moves_lines(answer["regularizers"])
+    inert = answer.get("inert_scale", pd.DataFrame())
+    for _, r in inert.iterrows() if len(inert) else []:
+        out.append(f"- Scale against shape: doubling a layer's weight changes the training-mode output of {r['model']} "
+                   f"by less than 1 % for {int(r['n_inert'])} of its {int(r['n_layers'])} analysed layers (batch "
+                   f"norm follows them): their log norm and log spectral norm are functionally inert, so an effect "
+                   f"on them need not change what the network computes"
+                   + (f"; not for: {r['not_inert']}." if _text(r["not_inert"]) else "."))
     excluded = answer.get("excluded", pd.DataFrame())
     if len(excluded):
         out += ["", "Left out (excluded.csv): " + "; ".join(

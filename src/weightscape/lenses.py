@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from weightscape.names import BASELINE, DELTA
+from weightscape.names import BASELINE, DELTA, PRETRAINED
 from weightscape.stats import GROUP, LAYER_STRUCTURE, _metrics, frozen_layers, layer_deltas
 
 W, UPDATE = "W", "delta"
@@ -28,6 +28,23 @@ LENS_NAMES = {W: "W", UPDATE: "Delta W"}
 TAIL_METRICS = ("alpha", "alpha_weighted", "log_alpha_norm")
 #: metrics of a matrix's size, which batch norm after a layer makes functionally inert; the rest are its shape
 SCALE_METRICS = ("log_norm", "log_spectral_norm")
+#: a layer whose doubled weight changes the training-mode output by less than this has an inert scale
+INERT = 0.01
+
+
+def inert_layers(deltas: pd.DataFrame) -> pd.DataFrame:
+    """Per model: how many analysed layers have an inert scale (scale_effect < INERT), of how many measured, and
+    which kinds are not inert. Empty without a scale_effect column."""
+    if "scale_effect" not in deltas.columns:
+        return pd.DataFrame()
+    layers = deltas.drop_duplicates(["dataset", "model", "longname"]).dropna(subset=["scale_effect"])
+    kinds = layer_groups(layers).set_index("longname")["kind"]
+    rows = []
+    for (dataset, model), part in layers.groupby(["dataset", "model"], sort=False):
+        inert = part["scale_effect"] < INERT
+        rows.append(dict(dataset=dataset, model=model, n_layers=len(part), n_inert=int(inert.sum()),
+                         not_inert=", ".join(dict.fromkeys(kinds.reindex(part.loc[~inert, "longname"])))))
+    return pd.DataFrame(rows)
 
 
 def update_deltas(layers: pd.DataFrame) -> pd.DataFrame:
@@ -72,6 +89,10 @@ def lens_deltas(layers: pd.DataFrame, w: pd.DataFrame | None = None) -> pd.DataF
     frozen = [dict(r, lens=W) for r in frozen_layers(w).to_dict("records")]
     frozen += [dict(r, lens=UPDATE) for r in update.attrs.get("frozen_layers", [])] if len(update) else []
     out = pd.concat([w.assign(lens=W)] + ([update.assign(lens=UPDATE)] if len(update) else []), ignore_index=True)
+    if "scale_effect" in layers.columns:  # measured on the references: a property of each layer
+        effect = layers[layers["stage"] == PRETRAINED].groupby(["dataset", "model", "longname"])["scale_effect"].max()
+        out["scale_effect"] = effect.reindex(pd.MultiIndex.from_frame(out[["dataset", "model", "longname"]])
+                                             ).to_numpy()
     out.attrs["frozen_layers"] = frozen
     return out
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from weightscape.lenses import LENSES, W, eligible, layer_groups
+from weightscape.lenses import LENSES, W, eligible, inert_layers, layer_groups
 from weightscape.names import COMBINED
 
 from . import claims, dose, outcomes, overview, power, runlevel, seeds, verdict, where
@@ -35,8 +35,8 @@ __all__ = ["RULE", "SENSITIVITY", "TABLES", "answer", "judge", "read_table", "se
 
 #: the tables of `answer`, each written as results/answer/<name>.csv
 TABLES = ("overview", "verdicts", "sensitivity", "claims", "effects", "family_effects", "noise", "regularizers",
-          "curves", "placement", "claim1", "claim2", "additivity", "groups", "excluded", "training_fit",
-          "confound", "predictors", "power", "curvature")
+          "curves", "placement", "claim1", "claim2", "additivity", "groups", "excluded", "inert_scale",
+          "training_fit", "confound", "predictors", "power", "curvature")
 #: the tables computed once per lens (a `lens` column in second place)
 PER_LENS = ("verdicts", "sensitivity", "effects", "family_effects", "noise", "regularizers", "curves", "placement",
             "claim1", "additivity", "groups", "confound", "predictors", "power")
@@ -117,7 +117,7 @@ def answer(deltas: pd.DataFrame, runs: pd.DataFrame, diversity: pd.DataFrame | N
     statements = [dict(t["claim1_statement"], lens=lens) for lens, t in per_lens.items()] + [dict(s2, lens="")]
     verdicts = {lens: t["verdicts"] for lens, t in per_lens.items()}
     return {**tables, "overview": overview.overview(verdicts, runs), "claims": pd.DataFrame(statements),
-            "claim2": claim2, "excluded": excluded, "training_fit": fit,
+            "claim2": claim2, "excluded": excluded, "inert_scale": inert_layers(deltas), "training_fit": fit,
             "curvature": runlevel.curvature_effects(runs, cfg["equivalence_margin"], alpha=cfg["alpha"],
                                                     fdr=cfg["fdr"], min_seeds=cfg["min_seeds"])}
 

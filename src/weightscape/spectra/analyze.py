@@ -70,7 +70,7 @@ def analyze(model: nn.Module, *, convention: str = "ww", min_evals: int | None =
             randomize: bool = False, farms: bool = False, min_tail: int | None = None,
             base_model: nn.Module | None = None, layers: Iterable[str | int] | None = None,
             split_qkv: bool = True, on_nonfinite: str = "raise", seed: int = 0, return_eigenvalues: bool = False,
-            progress: Callable | bool | None = None, image_size: int | None = None):
+            progress: Callable | bool | None = None, image_size: int | None = None, probe_scale: bool = False):
     """Per-layer spectral table of `model`: one row per weight matrix, WeightWatcher 0.7.7 columns.
 
     convention: "ww" (WeightWatcher's default: raw W^T W eigenvalues, conv slices pooled and halved) or
@@ -90,6 +90,8 @@ def analyze(model: nn.Module, *, convention: str = "ww", min_evals: int | None =
     image_size: the model's input size; conv kernel taps that see only padding there (zero gradient,
         :mod:`.taps`) are left out of the ESD before the size filters, their number in `dead_taps` and the
         reason in `warning` (None: every tap, as WeightWatcher).
+    probe_scale: with image_size, also the `scale_effect` column: how much doubling the layer's weight changes the
+        training-mode output (:func:`.probes.scale_effect`; below 1 % batch norm makes its norms inert).
 
     Returns the DataFrame (and the eigenvalue dict when `return_eigenvalues`). Row status: "success" (ESD and
     fit), "failed" (fit failed: alpha = -1 as in WeightWatcher, other metrics still computed; or non-finite
@@ -99,7 +101,7 @@ def analyze(model: nn.Module, *, convention: str = "ww", min_evals: int | None =
         raise TypeError(f"analyze() needs a torch.nn.Module, got {type(model).__name__}")
     records = select_layers(discover_layers(model, convention=convention, split_qkv=split_qkv), layers)
     if image_size:
-        from .taps import dead_taps
+        from .probes import dead_taps
 
         dead = dead_taps(model, image_size)
         for r in records:
@@ -135,6 +137,11 @@ def analyze(model: nn.Module, *, convention: str = "ww", min_evals: int | None =
             eigenvalues[r.longname] = esd.evals
         rows.append(row)
     table = _to_frame(rows)
+    if image_size and probe_scale:
+        from .probes import scale_effect
+
+        effect = scale_effect(model, image_size, [r.longname for r in records])
+        table["scale_effect"] = table["longname"].map(effect).astype(float)
     return (table, eigenvalues) if return_eigenvalues else table
 
 

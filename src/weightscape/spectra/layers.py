@@ -72,7 +72,7 @@ class LayerMatrix:
     scale: float = 1.0
     status: str = "pending"
     warning: str = ""
-    dead: tuple = ()  # flat kernel positions left out (taps that see only padding: spectra.taps)
+    dead: tuple = ()  # flat kernel positions left out (taps that see only padding: spectra.probes)
 
     @property
     def Q(self) -> float:

@@ -1,5 +1,8 @@
-"""Kernel taps that cannot learn at the model's input size: found from the gradient, not from layer names.
+"""What a layer's weights can and cannot do at the model's input size, probed with random inputs, not read from
+layer names: kernel taps that cannot learn (`dead_taps`), and layers whose scale does not change the function
+(`scale_effect`).
 
+Dead taps. 
 At 48 px an EfficientNet's last stage works on 2 x 2 maps, so the outer 16 taps of a 5 x 5 kernel only ever
 multiply padding: their gradient is exactly zero for every input, fine-tuning leaves them where they were, and only
 an optimizer term that ignores the gradient (coupled L2 weight decay) moves them. In the "ww" convention those taps
@@ -9,7 +12,14 @@ are eigenvalues of the layer's ESD, so they would decide its entropy and stable 
 read-out of the output) and returns, per conv weight, the kernel positions whose gradient is exactly zero in every
 output and input channel. Zero is exact for a tap that sees only padding (its products are all 0 * w) whatever
 the padding rule (nn.Conv2d's own, timm's dynamic "same" padding, ...); a tap that sees data gets a non-zero
-gradient from random inputs almost surely. Written here because no library reports it.
+gradient from random inputs almost surely.
+
+Inert scale. `scale_effect` doubles one layer's weight at a time and compares the network's output on the same
+random batch in training mode (batch-norm on batch statistics, the state fine-tuning works in; dropout masks
+drawn from the same seed): a layer followed by batch norm gives nearly the same output (exactly, but for batch
+norm's eps), so its norms (log norm, log spectral norm) are functionally inert - weight decay can shrink them
+without changing what the network computes.
+Running statistics are restored. Written here because no library reports either.
 """
 
 from __future__ import annotations
@@ -59,4 +69,51 @@ def dead_taps(model: nn.Module, image_size: int | tuple[int, int], channels: int
         dead = torch.nonzero(per_tap == 0).flatten().tolist()
         if dead and len(dead) < per_tap.numel():
             found[name] = dead
+    return found
+
+
+#: relative output change below which doubling a layer's weight counts as (nearly) no change: batch norm's eps
+#: keeps the invariance from being exact, most where a channel's variance is small against it (depthwise convs)
+INERT_TOLERANCE = 0.01
+
+
+def scale_effect(model: nn.Module, image_size: int | tuple[int, int], longnames, channels: int | None = None,
+                 seed: int = 0) -> dict[str, float]:
+    """{longname: max |output(2 W) - output(W)| / max |output(W)|}, training mode, for the modules named in
+    `longnames` that have a weight; below INERT_TOLERANCE the layer's scale is functionally inert. The model's
+    weights, buffers and train/eval mode are left as they were."""
+    modules = dict(model.named_modules())
+    convs = [m for m in modules.values() if isinstance(m, nn.Conv2d)]
+    h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
+    channels = channels or (convs[0].in_channels if convs else 3)
+    device = next(model.parameters()).device
+    x = torch.randn(PROBE_BATCH, channels, h, w, generator=torch.Generator().manual_seed(seed)).to(device)
+    was_training = model.training
+    buffers = {name: b.detach().clone() for name, b in model.named_buffers()}
+
+    def output():
+        torch.manual_seed(seed)
+        out = model(x)
+        return (out if isinstance(out, torch.Tensor) else out[0]).detach().double()
+
+    found = {}
+    model.train()
+    try:
+        with torch.no_grad():
+            reference = output()
+            scale = reference.abs().max().item() or 1.0
+            for name in longnames:
+                weight = getattr(modules.get(name), "weight", None)
+                if not isinstance(weight, torch.Tensor):
+                    continue
+                weight.mul_(2.0)
+                try:
+                    found[name] = float((output() - reference).abs().max().item() / scale)
+                finally:
+                    weight.div_(2.0)
+    finally:
+        with torch.no_grad():
+            for name, b in model.named_buffers():
+                b.copy_(buffers[name])
+        model.train(was_training)
     return found
