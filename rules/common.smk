@@ -114,6 +114,22 @@ def condition_families():
     return {name: condition.family for name, condition in sorted(CONDITIONS.items())}
 
 
+def training_file(wildcards):
+    """The training images of a job that trains on a seed's data: train.npz, or with the dataset's
+    resample_per_seed the pool each seed draws its own subset from (Dataset.subset_params).
+    """
+    name = "pool.npz" if DATASETS[wildcards.dataset].resample_per_seed else "train.npz"
+    return f"{layout.DATA}/{name}".format(dataset=wildcards.dataset)
+
+
+def subset_params(wildcards):
+    return DATASETS[wildcards.dataset].subset_params()
+
+
+#: does any dataset draw each seed's training subset anew (prepare_data then also writes its pool)
+RESAMPLE = any(d.resample_per_seed for d in DATASETS.values())
+
+
 def first_seed_reference(name, model="{model}"):
     """A file of the pretrained reference of the first seed (a pattern of {dataset}): diversity is measured in its
     embedding space, which does not depend on the seed of the new head."""

@@ -2,7 +2,7 @@ rule curvature_reference:
     input:
         weights=f"{layout.REFERENCES}/weights.safetensors",
         info=f"{layout.REFERENCES}/model.json",
-        train=f"{layout.DATA}/train.npz",
+        train=training_file,
     output:
         f"{layout.REFERENCES}/curvature.json",
     log:
@@ -18,6 +18,7 @@ rule curvature_reference:
         gpu=GPUS,
     params:
         curvature=SETTINGS.curvature_params(),
+        subset=subset_params,
     script:
         "../workflow_scripts/curvature.py"
 
@@ -26,7 +27,7 @@ rule curvature_run:
     input:
         weights=f"{layout.RUNS}/weights.safetensors",
         info=f"{layout.REFERENCES}/model.json",
-        train=f"{layout.DATA}/train.npz",
+        train=training_file,
     output:
         f"{layout.RUNS}/curvature.json",
     log:
@@ -42,5 +43,6 @@ rule curvature_run:
         gpu=GPUS,
     params:
         curvature=SETTINGS.curvature_params(),
+        subset=subset_params,
     script:
         "../workflow_scripts/curvature.py"

@@ -1,5 +1,6 @@
 rule prepare_data:
     output:
+        **({"pool": f"{layout.DATA}/pool.npz"} if RESAMPLE else {}),
         train=f"{layout.DATA}/train.npz",
         val=f"{layout.DATA}/val.npz",
         test=f"{layout.DATA}/test.npz",

@@ -1,6 +1,6 @@
 rule diversity:
     input:
-        train=f"{layout.DATA}/train.npz",
+        train=training_file,
         synthetic=synthetic_files,
         weights=first_seed_reference("weights.safetensors"),
         info=first_seed_reference("model.json"),
@@ -22,6 +22,7 @@ rule diversity:
         data=lambda wildcards: CONDITIONS[wildcards.condition].data_params(),
         diversity=SETTINGS.sections["diversity"],
         seeds=SEEDS,
+        subset=subset_params,
     script:
         "../workflow_scripts/diversity.py"
 

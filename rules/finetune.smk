@@ -25,6 +25,7 @@ rule finetune:
         reference=f"{layout.REFERENCES}/weights.safetensors",
         reference_info=f"{layout.REFERENCES}/model.json",
         data=multiext(f"{layout.DATA}/", "train.npz", "val.npz", "test.npz"),
+        train=training_file,
         ood=ood_files,
         synthetic=synthetic_files,
     output:
@@ -50,6 +51,7 @@ rule finetune:
         ),
         condition=lambda wildcards: CONDITIONS[wildcards.condition].params(),
         train=SETTINGS.train.params(),
+        subset=subset_params,
         # the curvature settings only where the fine-tune measures it (curvature.every_epoch)
         checkpoint=f"{layout.RUNS}/checkpoint.pt",
     script:

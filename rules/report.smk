@@ -59,5 +59,8 @@ rule summary_md:
     resources:
         mem_mb=2000,
         runtime="10m",
+    params:
+        # what a seed varies, for the summary's sentence on the unit of replication
+        resample_per_seed=RESAMPLE,
     script:
         "../workflow_scripts/summary_md.py"

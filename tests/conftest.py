@@ -34,7 +34,8 @@ def fashion_root() -> Path:
 def tiny_dataset_config(**overrides) -> dict:
     """A valid datasets[] entry on the real Fashion-MNIST files, small enough for unit tests."""
     return {"name": "fashion_mnist", "source": "fashion_mnist", "train_per_class": 8, "val_per_class": 2,
-            "test_per_class": 6, "split_seed": 0, "root": None, "download": False, **overrides}
+            "test_per_class": 6, "split_seed": 0, "resample_per_seed": False, "root": None, "download": False,
+            **overrides}
 
 
 def tiny_dataset(**overrides):

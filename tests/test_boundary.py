@@ -100,6 +100,9 @@ RULES = {
     "datasets[].val_per_class": {"prepare_data"},
     "datasets[].test_per_class": {"prepare_data"},
     "datasets[].split_seed": {"prepare_data"},
+    # each seed draws its own training subset: every job that trains or measures on a seed's data
+    "datasets[].resample_per_seed": {"prepare_data", "finetune", "diversity", "curvature_reference", "curvature_run",
+                                     "summary_md"},
     "models": {"pretrained"},
     "models[].name": {"plots"},
     "seeds": {"diversity"},

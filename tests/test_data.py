@@ -6,7 +6,7 @@ from PIL import Image
 from skimage import data as skdata
 
 from conftest import tiny_dataset
-from weightscape.data.canonical import balanced_indices, load_split, save_split
+from weightscape.data.canonical import balanced_indices, load_split, save_split, training_split
 from weightscape.data.ood import make_ood_sets
 from weightscape.data.prepare import prepare_dataset, prepare_judge_split
 from weightscape.data.sources import SOURCES, SourceError
@@ -40,6 +40,27 @@ def test_prepare_writes_balanced_disjoint_seeded_splits(tmp_path, fashion_root):
     assert not np.array_equal(load_split(tmp_path / "c" / "train.npz")[0], train_x)
 
 
+def test_resample_per_seed_gives_each_seed_its_own_balanced_training_subset(tmp_path, fashion_root):
+    fixed = tiny_dataset(split_seed=3)
+    assert fixed.subset_params() == {} and not (tmp_path / "fixed" / "pool.npz").exists()
+    prepare_dataset(fixed, tmp_path / "fixed")
+    assert training_split(tmp_path / "fixed" / "train.npz", fixed.subset_params(), 5)[0].tobytes() == \
+        load_split(tmp_path / "fixed" / "train.npz")[0].tobytes()  # off: every seed trains on train.npz
+    dataset = tiny_dataset(split_seed=3, resample_per_seed=True)
+    summary = prepare_dataset(dataset, tmp_path / "a")
+    assert summary["sizes"]["pool"] == 60000 - 20  # every training image but the validation ones
+    pool = tmp_path / "a" / "pool.npz"
+    val_rows = {img.tobytes() for img in load_split(tmp_path / "a" / "val.npz")[0]}
+    subsets = {seed: training_split(pool, dataset.subset_params(), seed) for seed in (0, 1)}
+    for images, labels in subsets.values():
+        assert np.bincount(labels).tolist() == [8] * 10
+        assert not any(img.tobytes() in val_rows for img in images)
+    assert not np.array_equal(subsets[0][0], subsets[1][0])
+    assert np.array_equal(training_split(pool, dataset.subset_params(), 1)[0], subsets[1][0])  # seeded
+    # the train.npz of the split seed is unchanged, for what does not train on a seed's data
+    assert np.array_equal(load_split(tmp_path / "a" / "train.npz")[0], load_split(tmp_path / "fixed" / "train.npz")[0])
+
+
 def test_balanced_indices_respects_exclusion_and_reports_shortage():
     labels = np.repeat(np.arange(3), 5)
     rng = np.random.default_rng(0)
@@ -65,7 +86,8 @@ def _photo_folder(root, layout_split: bool):
 def test_imagefolder_reads_and_resizes_real_photos(tmp_path, layout_split):
     _photo_folder(tmp_path / "photos", layout_split)
     config = {"name": "photos", "source": "imagefolder", "root": str(tmp_path / "photos"), "image_size": 24,
-              "train_per_class": 3, "val_per_class": 1, "test_per_class": 1, "split_seed": 0}
+              "train_per_class": 3, "val_per_class": 1, "test_per_class": 1, "split_seed": 0,
+              "resample_per_seed": False}
     assert SOURCES["imagefolder"].per_class(config) == (4, 1)
     summary = prepare_dataset(Dataset.from_config({**config, "download": False}), tmp_path / "out")
     assert summary["classes"] == ["astronaut", "cat", "coffee"]
@@ -79,7 +101,7 @@ def test_judge_split_takes_real_training_images_up_to_the_class_size_and_never_t
     _photo_folder(tmp_path / "photos", layout_split=True)  # 4 training and 1 test crop per class
     config = {"name": "photos", "source": "imagefolder", "root": str(tmp_path / "photos"), "image_size": 24}
     dataset = Dataset.from_config({**config, "download": False, "train_per_class": 1, "val_per_class": 0,
-                                   "test_per_class": 1, "split_seed": 0})
+                                   "test_per_class": 1, "split_seed": 0, "resample_per_seed": False})
     summary = prepare_judge_split(dataset.source_options(), 10, 0, tmp_path / "judge.npz")
     assert summary == {"per_class": 4, "n": 12}  # 10 asked, every class has 4: all of them
     images, labels = load_split(tmp_path / "judge.npz")

@@ -6,4 +6,5 @@ with job(snakemake, __file__) as run:
 
     i = snakemake.input
     measure_run_curvature(weights=i.weights, info=i.info, train_npz=i.train, curvature=snakemake.params.curvature,
-                          seed=int(snakemake.wildcards.seed), execution=run.execution, out_json=snakemake.output[0])
+                          seed=int(snakemake.wildcards.seed), execution=run.execution, out_json=snakemake.output[0],
+                          subset=snakemake.params.subset)

@@ -9,4 +9,4 @@ with job(snakemake, __file__) as run:
     condition_diversity(train_npz=i.train, reference=i.weights, reference_info=i.info,
                         condition=snakemake.wildcards.condition, data=TrainingData.from_params(p.data),
                         diversity=p.diversity, seeds=p.seeds, execution=run.execution, out_json=snakemake.output[0],
-                        synthetic_npz=(i.synthetic or [None])[0])
+                        synthetic_npz=(i.synthetic or [None])[0], subset=p.subset)

@@ -13,4 +13,4 @@ with job(snakemake, __file__) as run:
                  condition=Condition.from_params(p.condition), train=TrainSettings.from_params(p.train),
                  seed=int(snakemake.wildcards.seed), execution=run.execution,
                  outputs=RunOutputs(**dict(snakemake.output.items())), checkpoint=p.checkpoint,
-                 curvature=p.get("curvature"), progress=run.progress("epochs"))
+                 curvature=p.get("curvature"), subset=p.subset, progress=run.progress("epochs"))

@@ -13,4 +13,5 @@ with job(snakemake, __file__):
     write_summary(tests=pd.read_csv(i.tests), distances=pd.read_csv(i.distances), effects=pd.read_csv(i.effects),
                   outcomes=pd.read_csv(i.outcomes), out_md=snakemake.output[0],
                   answer={Path(path).stem: read_table(path) for path in i.answer},
-                  fidelity=pd.read_csv(i.fidelity[0]) if i.fidelity else None)
+                  fidelity=pd.read_csv(i.fidelity[0]) if i.fidelity else None,
+                  resample_per_seed=snakemake.params.resample_per_seed)

@@ -202,7 +202,16 @@ def _additivity_line(condition: str, rows: pd.DataFrame) -> str:
             f"{int(rows['n_seeds'].min())} seeds): do the effects add? {verdicts}.")
 
 
-def answer_section(answer: dict[str, pd.DataFrame]) -> list[str]:
+def replication(resample_per_seed: bool) -> str:
+    """What a seed varies, in one sentence's middle."""
+    if resample_per_seed:
+        return ("the head's initialisation, the data order, the augmentation draws, the dropout masks and the training "
+                "subset itself (datasets[].resample_per_seed)")
+    return ("the head's initialisation, the data order, the augmentation draws and the dropout masks, not the training "
+            "subset (drawn once, datasets[].split_seed), so every interval is conditional on that subset")
+
+
+def answer_section(answer: dict[str, pd.DataFrame], resample_per_seed: bool = False) -> list[str]:
     """The opening of summary.md: the one table, two sentences per claim, the margin sensitivity, the seeds that
     would decide more; then how to read it."""
     overview = answer["overview"]
@@ -216,10 +225,8 @@ def answer_section(answer: dict[str, pd.DataFrame]) -> list[str]:
     if len(disagree):
         out += ["The lenses disagree on " + ", ".join(disagree["condition"]) + " (other_lenses in overview.csv).", ""]
     out += ["## How to read this", "",
-            f"Every statistic above is across seeds: a seed is one independent fine-tune - it varies the head's "
-            f"initialisation, the data order, the augmentation draws and the dropout masks, not the training subset "
-            f"(drawn once, datasets[].split_seed), so every interval is conditional on that subset - {seeds} per "
-            f"condition. Two lenses look at each fine-tune: W, the fine-tuned weights against "
+            f"Every statistic above is across seeds: a seed is one independent fine-tune - it varies "
+            f"{replication(resample_per_seed)} - {seeds} per condition. Two lenses look at each fine-tune: W, the fine-tuned weights against "
             f"pretrained, and Delta W, the update W_finetuned - W_pretrained itself; a verdict names the lens it "
             f"rests on (the more decided one). Equivalent strengths are confidence sets from seed-level tests over "
             f"the regularizer's dose-response curve ('p < 0.30': the set reaches no regularization; '>=': it reaches "

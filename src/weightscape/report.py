@@ -164,14 +164,15 @@ def _fidelity_section(fidelity: pd.DataFrame | None) -> list[str]:
 
 def write_summary(*, tests: pd.DataFrame, distances: pd.DataFrame, effects: pd.DataFrame, outcomes: pd.DataFrame,
                   out_md: str | Path, answer: dict[str, pd.DataFrame] | None = None,
-                  fidelity: pd.DataFrame | None = None) -> str:
+                  fidelity: pd.DataFrame | None = None, resample_per_seed: bool = False) -> str:
     """Write ``out_md`` (markdown, atomically) from the statistics tables and return its text: the across-seed
-    answer first (weightscape.answer's tables), then the paper's across-layer comparison and the outcomes."""
+    answer first (weightscape.answer's tables; `resample_per_seed`: whether a seed also redraws the training
+    subset), then the paper's across-layer comparison and the outcomes."""
     lines = ["# Does data diversity act on the weights like a regularizer, and like which one?", ""]
     if answer is not None:
         from .answer_report import answer_section
 
-        lines += answer_section(answer)
+        lines += answer_section(answer, resample_per_seed=resample_per_seed)
     lines += ["Generated from the statistics tables; every statement below is filled in from the numbers. "
               f"Across layers (the paper's tests, layers as observations): a comparison is *inconclusive* when its "
               f"95% confidence intervals overlap or include 0, or p >= {ALPHA}.", ""]

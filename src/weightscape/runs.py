@@ -18,7 +18,7 @@ import torch
 
 from weightscape.augment import AugmentedImages, augmented_epochs
 from weightscape.checkpoints import load_checkpoint, save_weights
-from weightscape.data.canonical import load_split
+from weightscape.data.canonical import load_split, training_split
 from weightscape.inputs import InputSpec, to_model_inputs
 from weightscape.io import file_sha256, read_json, write_csv, write_json
 from weightscape.models import build_model, insert_dropout
@@ -123,14 +123,15 @@ def evaluate_ood(model, ood_files: Iterable[str | Path], spec: InputSpec, batch_
 def finetune_run(*, reference: str | Path, reference_info: str | Path, data_dir: str | Path,
                  ood_files: list[str | Path], condition: Condition, train: TrainSettings, seed: int,
                  execution: Execution, outputs: RunOutputs, synthetic_npz: str | Path | None = None,
-                 checkpoint: str | Path | None = None, curvature: dict | None = None,
+                 checkpoint: str | Path | None = None, curvature: dict | None = None, subset: dict | None = None,
                  progress: Callable[[Iterable], Iterable] = lambda it: it) -> dict:
     """Fine-tune the reference under one condition and seed; write weights, curve and metrics; return the metrics.
     With `curvature` (the curvature settings), the Hessian trace and top eigenvalue are measured after every epoch
     on the seed's fixed sample and join the curve.
 
-    Synthetic conditions train on the real split mixed with `synthetic_npz` (weightscape.synth.mixing), the draw
-    seeded by the run's seed. With `checkpoint` (a file path) the run saves its state after every epoch, resumes a
+    With `subset` (Dataset.subset_params: datasets[].resample_per_seed) the training split is the seed's own draw
+    from data_dir/pool.npz. Synthetic conditions train on the real split mixed with `synthetic_npz`
+    (weightscape.synth.mixing), the draw seeded by the run's seed. With `checkpoint` (a file path) the run saves its state after every epoch, resumes a
     matching saved state (e.g. after a kill, also with other execution settings) and deletes the file once the
     outputs are written. The execution settings are recorded in metrics.json as provenance; the time of each phase
     goes to the log.
@@ -143,7 +144,9 @@ def finetune_run(*, reference: str | Path, reference_info: str | Path, data_dir:
         log.info("dropout p=%g on %d modules", condition.dropout, len(instrumented))
     spec = InputSpec.from_info(info)
     data_dir = Path(data_dir)
-    splits = {name: load_split(data_dir / f"{name}.npz") for name in ("train", "val", "test")}
+    splits = {name: load_split(data_dir / f"{name}.npz") for name in ("val", "test")}
+    splits["train"] = training_split(data_dir / ("pool.npz" if subset else "train.npz"), subset, seed)
+    splits = {name: splits[name] for name in ("train", "val", "test")}
     n_synthetic = 0
     if condition.mix:
         splits["train"], n_synthetic = training_mix(splits["train"], synthetic_npz, condition.mix, seed)
@@ -163,7 +166,8 @@ def finetune_run(*, reference: str | Path, reference_info: str | Path, data_dir:
     if curvature is not None:
         from weightscape.curvature import measure_curvature
 
-        sample = curvature_batch(Path(data_dir) / "train.npz", spec, curvature["per_class"], seed)
+        sample = curvature_batch(Path(data_dir) / ("pool.npz" if subset else "train.npz"), spec,
+                                 curvature["per_class"], seed, subset)
         settings = {k: curvature[k] for k in ("n_probes", "tol", "max_iter", "seed")}
 
         def epoch_metrics(net):
@@ -227,7 +231,8 @@ def train_judge(*, reference: str | Path, reference_info: str | Path, judge_npz:
 
 def condition_diversity(*, train_npz: str | Path, reference: str | Path, reference_info: str | Path,
                         condition: str, data: TrainingData, diversity: dict, seeds: list[int],
-                        execution: Execution, out_json: str | Path, synthetic_npz: str | Path | None = None) -> dict:
+                        execution: Execution, out_json: str | Path, synthetic_npz: str | Path | None = None,
+                        subset: dict | None = None) -> dict:
     """Vendi scores of the training distribution `data` produces (pixel, embedding, weighted) for the condition
     named `condition` (its family and level are the summary's labels, not part of the measurement), measured on
     seeded class-balanced samples of augmented training images in the pretrained backbone's embedding space (on
@@ -235,15 +240,17 @@ def condition_diversity(*, train_npz: str | Path, reference: str | Path, referen
 
     Draw s samples (and augments) with seed `diversity["seed"] + s`; for a synthetic mix it measures the training
     set the run of seed s trained on (the mix drawn with s), its views paired row by row with real images of the
-    same class, so rho compares the mixed set's embeddings with the real set's.
+    same class, so rho compares the mixed set's embeddings with the real set's. With `subset`
+    (datasets[].resample_per_seed, `train_npz` the pool) draw s measures seed s's own training subset.
     """
     model, info = load_checkpoint(reference, reference_info)
     model.to(execution.torch_device())
     spec = InputSpec.from_info(info)
-    images, labels = load_split(train_npz)
-    draws = [_diversity_draw(model, info["classifier"], spec, images, labels, data, synthetic_npz,
-                             min(diversity["sample_size"], len(labels)), diversity["seed"] + seed, seed)
-             for seed in seeds]
+    draws = []
+    for seed in seeds:
+        images, labels = training_split(train_npz, subset, seed)
+        draws.append(_diversity_draw(model, info["classifier"], spec, images, labels, data, synthetic_npz,
+                                     min(diversity["sample_size"], len(labels)), diversity["seed"] + seed, seed))
     result = {"condition": condition, "draws": draws}
     write_json(out_json, result)
     for scores in draws:
@@ -276,24 +283,26 @@ def _diversity_draw(model, classifier: str, spec: InputSpec, images: np.ndarray,
     return {"seed": run_seed, **scores}
 
 
-def curvature_batch(train_npz: str | Path, spec: InputSpec, per_class: int, seed: int) -> list[tuple]:
+def curvature_batch(train_npz: str | Path, spec: InputSpec, per_class: int, seed: int,
+                    subset: dict | None = None) -> list[tuple]:
     """The fixed sample curvature is measured on: `per_class` training images of every class drawn with the run's
-    `seed` (the same images for every condition of that seed), as one batch of model inputs."""
+    `seed` (the same images for every condition of that seed) from the seed's training split (`subset`: see
+    finetune_run), as one batch of model inputs."""
     from weightscape.curvature import curvature_sample
 
-    images, labels = load_split(train_npz)
+    images, labels = training_split(train_npz, subset, seed)
     index = curvature_sample(labels, per_class, seed)
     return [(to_model_inputs(images[index], spec), torch.as_tensor(labels[index]))]
 
 
 def measure_run_curvature(*, weights: str | Path, info: str | Path, train_npz: str | Path, curvature: dict,
-                          seed: int, execution: Execution, out_json: str | Path) -> dict:
+                          seed: int, execution: Execution, out_json: str | Path, subset: dict | None = None) -> dict:
     """Hessian trace and dominant eigenvalue of one model's training loss (weightscape.curvature) on the seed's
     fixed sample; written to `out_json` with the settings and the execution provenance."""
     from weightscape.curvature import measure_curvature
 
     model, meta = load_checkpoint(weights, info)
-    batch = curvature_batch(train_npz, InputSpec.from_info(meta), curvature["per_class"], seed)
+    batch = curvature_batch(train_npz, InputSpec.from_info(meta), curvature["per_class"], seed, subset)
     result = measure_curvature(model, batch, n_probes=curvature["n_probes"], tol=curvature["tol"],
                                max_iter=curvature["max_iter"], seed=curvature["seed"],
                                device=execution.torch_device())

@@ -209,6 +209,7 @@ class Dataset:
     val_per_class: int
     test_per_class: int | None
     split_seed: int
+    resample_per_seed: bool
 
     @classmethod
     def from_config(cls, dataset: Mapping) -> "Dataset":
@@ -221,6 +222,13 @@ class Dataset:
 
     def params(self) -> dict:
         return without(dataclasses.asdict(self), ("download",))
+
+    def subset_params(self) -> dict:
+        """How a job that trains on a seed's data draws its training subset: {} when every seed trains on
+        train.npz, else {per_class, split_seed} for weightscape.data.canonical.seed_subset of pool.npz."""
+        if not self.resample_per_seed:
+            return {}
+        return {"per_class": self.train_per_class, "split_seed": self.split_seed}
 
     def source_options(self) -> dict:
         """What a source reader (weightscape.data.sources) reads: root, download, image_size, ..."""

@@ -40,3 +40,18 @@ def balanced_indices(labels: np.ndarray, per_class: int, rng: np.random.Generato
             raise ValueError(f"class {label} has {len(candidates)} images, {per_class} requested")
         chosen.append(rng.choice(candidates, per_class, replace=False))
     return np.sort(np.concatenate(chosen))
+
+
+def seed_subset(images: np.ndarray, labels: np.ndarray, *, per_class: int, split_seed: int,
+                seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The training subset of one seed (datasets[].resample_per_seed): `per_class` images of every class of the
+    pool (images, labels), drawn with (split_seed, seed), in pool order."""
+    idx = balanced_indices(labels, per_class, np.random.default_rng([split_seed, seed]))
+    return images[idx], labels[idx]
+
+
+def training_split(train_npz: str | Path, subset: dict | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A seed's training split: train.npz as it is, or (subset = Dataset.subset_params, the file pool.npz) the
+    seed's own draw of it."""
+    images, labels = load_split(train_npz)
+    return seed_subset(images, labels, seed=seed, **subset) if subset else (images, labels)

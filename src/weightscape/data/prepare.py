@@ -17,7 +17,8 @@ log = logging.getLogger(__name__)
 
 
 def prepare_dataset(dataset: Dataset, out_dir: str | Path) -> dict:
-    """Write train.npz, val.npz, test.npz and classes.json for one config `datasets[]` entry; return the summary."""
+    """Write train.npz, val.npz, test.npz and classes.json for one config `datasets[]` entry (and pool.npz, the
+    images each seed draws its own training subset from, with resample_per_seed); return the summary."""
     out_dir = Path(out_dir)
     raw = SOURCES[dataset.source].load(dataset.source_options())
     rng = np.random.default_rng(dataset.split_seed)
@@ -29,6 +30,8 @@ def prepare_dataset(dataset: Dataset, out_dir: str | Path) -> dict:
     splits = {"train": (raw.train_images, raw.train_labels, train_idx),
               "val": (raw.train_images, raw.train_labels, val_idx),
               "test": (raw.test_images, raw.test_labels, test_idx)}
+    if dataset.resample_per_seed:  # every training image a seed's subset may draw: all but the validation ones
+        splits["pool"] = (raw.train_images, raw.train_labels, np.setdiff1d(np.arange(len(raw.train_labels)), val_idx))
     for split, (images, labels, idx) in splits.items():
         save_split(out_dir / f"{split}.npz", images[idx], labels[idx])
         log.info("%s: %d images of shape %s", split, len(idx), images.shape[1:])
