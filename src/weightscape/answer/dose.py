@@ -7,7 +7,7 @@ the smallest level; beyond the largest level there is no curve (never extrapolat
 so a point of the curve is a per-seed value like any condition's.
 
 Equivalent strength, by inverting a seed-level test over the curve: at every curve point g the paired differences
-D(s, m) = E(condition, s, m) - R(g, s, m) are tested against 0 with the moderated t-test of `seeds` (the metric's
+D(s, m) = E(condition, s, m) - R(g, s, m) are tested against 0 with the moderated t-test of `inference` (the metric's
 variance prior, scaled to the point: Family.variance_scale), on every chosen metric, Bonferroni-adjusted over the
 metrics. The confidence set is the points not rejected: valid with 3 seeds, one set for all metrics (a metric the
 regularizer does not move cannot place a condition, but it can show that the condition is off the curve). The set's
