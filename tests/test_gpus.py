@@ -79,7 +79,8 @@ def test_claim_narrows_the_visible_gpus_only_for_a_job_with_slots_outside_slurm(
     env2 = {"CUDA_VISIBLE_DEVICES": "3,7"}
     assert gpus.claim(4, env2, folder=tmp_path).gpu == "7" and env2["CUDA_VISIBLE_DEVICES"] == "7"
     for environ, slots in (({"CUDA_VISIBLE_DEVICES": "0"}, 0), ({"CUDA_VISIBLE_DEVICES": "0", "SLURM_JOB_ID": "9"}, 8),
-                           ({"CUDA_VISIBLE_DEVICES": ""}, 8)):
+                           ({"CUDA_VISIBLE_DEVICES": "0", "PBS_JOBID": "9"}, 8), ({"CUDA_VISIBLE_DEVICES": ""}, 8),
+                           ({"CUDA_VISIBLE_DEVICES": "0", "WEIGHTSCAPE_GPU_PLACES": "0"}, 8)):
         before = dict(environ)
         assert gpus.claim(slots, environ, folder=tmp_path) is None and environ == before
 
@@ -149,7 +150,10 @@ def test_snakemake_runs_n_times_k_jobs_at_once_spread_over_the_gpus(tmp_path, n_
     jobs = 3 * n_gpus * k
     (tmp_path / "Snakefile").write_text(TOY.format(jobs=jobs, k=k, together=n_gpus * k))
     (tmp_path / "job.py").write_text(JOB)
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ",".join(str(i) for i in range(n_gpus)), "TMPDIR": str(tmp_path)}
+    # as on a workstation, even where the tests themselves run in a batch job
+    dropped = (*gpus.BATCH_JOB_VARIABLES, "WEIGHTSCAPE_GPU_PLACES")
+    env = {key: value for key, value in os.environ.items() if key not in dropped}
+    env.update(CUDA_VISIBLE_DEVICES=",".join(str(i) for i in range(n_gpus)), TMPDIR=str(tmp_path))
     result = subprocess.run([sys.executable, "-m", "snakemake", "--cores", str(jobs), "--workflow-profile", "none",
                              "--resources", f"gpu_slots={gpus.SLOTS_PER_GPU * n_gpus}", "--quiet", "all"],
                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)

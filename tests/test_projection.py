@@ -78,4 +78,5 @@ def test_grid_profile_projects_the_paper_config_and_names_its_rates(tmp_path):
     projected = json.loads(out.read_text())
     assert projected["jobs"] == 2 * 2 * 31 * 3 and projected["lanes"] == 2  # datasets x models x conditions x seeds
     assert "rates of clip_vit_b32 (224 px, batch 32, 2 per GPU): 16.0 training / 32.0 inference" in result.stdout
-    assert f"wall {projected['wall_s'] / 3600:.2f} h" in result.stdout and "synthesize stable_diffusion" in result.stdout
+    assert f"wall {projected['wall_s'] / 3600:.2f} h" in result.stdout
+    assert "synthesize stable_diffusion: 445,500 images" in result.stdout  # 4050 per class x (10 + 100) classes

@@ -11,8 +11,9 @@ that holds GPU slots (weightscape.execution.job -> :func:`claim`) takes a *place
 jobs: one of jobs_per_gpu lock files per GPU, held with flock for the life of the process (a killed job frees its
 place), chosen under a lock so two jobs never count the same free place; then it narrows CUDA_VISIBLE_DEVICES to that
 GPU. With at most N x k such jobs admitted, each of N GPUs runs at most k and they fill evenly. A job that finds every
-place taken (another run of this user on the same GPUs, a limit above N x k) waits for one. Under SLURM the cluster
-has assigned the job its GPUs: nothing is claimed and its CUDA_VISIBLE_DEVICES is kept.
+place taken (another run of this user on the same GPUs, a limit above N x k) waits for one. Under a batch system
+(SLURM, PBS, LSF, SGE) the cluster has assigned the job its GPUs: nothing is claimed and its CUDA_VISIBLE_DEVICES is
+kept; WEIGHTSCAPE_GPU_PLACES=0 turns the places off anywhere.
 
 The count of GPUs is read without any CUDA call (a CUDA context fixes the visible devices when it is created):
 CUDA_VISIBLE_DEVICES when set, else the NVIDIA device nodes /dev/nvidia0, /dev/nvidia1, ... (tests stand in for it
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import IO, MutableMapping
 
 SLOTS_PER_GPU = 8  # every allowed train.jobs_per_gpu (the schema's enum: 1, 2, 4, 8) divides it
+BATCH_JOB_VARIABLES = ("SLURM_JOB_ID", "PBS_JOBID", "LSB_JOBID", "JOB_ID")  # set in a job a batch system started
 POLL_SECONDS = 0.5
 log = logging.getLogger(__name__)
 
@@ -120,9 +122,9 @@ def take_place(gpus: list[str], places: int, folder: Path, poll: float = POLL_SE
 def claim(slots: int, environ: MutableMapping[str, str] = os.environ, folder: Path | None = None) -> Place | None:
     """For a job holding `slots` GPU slots (its `gpu_slots` resource): take a place on a GPU and make it the only
     GPU this process sees (CUDA_VISIBLE_DEVICES), with CUDA's lazy module loading. None - and nothing changed - for
-    a job without slots, under SLURM, or where no GPU is visible (train.device: cuda then fails with its own
-    message)."""
-    if slots <= 0 or "SLURM_JOB_ID" in environ:
+    a job without slots, under a batch system, with the places off, or where no GPU is visible (train.device: cuda
+    then fails with its own message)."""
+    if slots <= 0 or environ.get("WEIGHTSCAPE_GPU_PLACES") == "0" or any(v in environ for v in BATCH_JOB_VARIABLES):
         return None
     gpus = visible_gpus(environ)
     if not gpus:
