@@ -81,7 +81,7 @@ def test_claim_narrows_the_visible_gpus_only_for_a_job_with_slots_outside_slurm(
     for environ, slots in (({"CUDA_VISIBLE_DEVICES": "0"}, 0), ({"CUDA_VISIBLE_DEVICES": "0", "SLURM_JOB_ID": "9"}, 8),
                            ({"CUDA_VISIBLE_DEVICES": "0", "PBS_JOBID": "9"}, 8), ({"CUDA_VISIBLE_DEVICES": ""}, 8),
                            ({"CUDA_VISIBLE_DEVICES": "0", "WEIGHTSCAPE_GPU_PLACES": "0"}, 8)):
-        before = dict(environ)
+        before = dict(environ, **({"CUDA_MODULE_LOADING": "LAZY"} if slots else {}))
         assert gpus.claim(slots, environ, folder=tmp_path) is None and environ == before
 
 

@@ -121,19 +121,19 @@ def take_place(gpus: list[str], places: int, folder: Path, poll: float = POLL_SE
 
 def claim(slots: int, environ: MutableMapping[str, str] = os.environ, folder: Path | None = None) -> Place | None:
     """For a job holding `slots` GPU slots (its `gpu_slots` resource): take a place on a GPU and make it the only
-    GPU this process sees (CUDA_VISIBLE_DEVICES), with CUDA's lazy module loading. None - and nothing changed - for
-    a job without slots, under a batch system, with the places off, or where no GPU is visible (train.device: cuda
-    then fails with its own message)."""
-    if slots <= 0 or environ.get("WEIGHTSCAPE_GPU_PLACES") == "0" or any(v in environ for v in BATCH_JOB_VARIABLES):
+    GPU this process sees (CUDA_VISIBLE_DEVICES); any job with slots gets CUDA's lazy module loading. None - and
+    no GPU narrowed - for a job without slots, under a batch system, with the places off, or where no GPU is
+    visible (train.device: cuda then fails with its own message)."""
+    if slots <= 0:
         return None
-    gpus = visible_gpus(environ)
-    if not gpus:
-        return None
-    place = take_place(gpus, max(SLOTS_PER_GPU // slots, 1), folder or places_folder())
-    environ["CUDA_VISIBLE_DEVICES"] = place.gpu
     # kernels load on their first launch instead of all at context creation (CUDA's default since 12.2; set for
     # older drivers and toolkits); the same kernels run, so the numbers are the same
     environ.setdefault("CUDA_MODULE_LOADING", "LAZY")
+    gpus = visible_gpus(environ)
+    if environ.get("WEIGHTSCAPE_GPU_PLACES") == "0" or any(v in environ for v in BATCH_JOB_VARIABLES) or not gpus:
+        return None
+    place = take_place(gpus, max(SLOTS_PER_GPU // slots, 1), folder or places_folder())
+    environ["CUDA_VISIBLE_DEVICES"] = place.gpu
     log.info("GPU %s of %s (place %d of %d, %d other job(s) on it)", place.gpu, ",".join(gpus), place.index + 1,
              place.places, place.held_by_others)
     return place
