@@ -11,6 +11,7 @@ import textwrap
 import threading
 import time
 from collections import Counter
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -169,3 +170,23 @@ def test_snakemake_runs_n_times_k_jobs_at_once_spread_over_the_gpus(tmp_path, n_
     assert most == n_gpus * k  # the limit admits N x k at once ...
     assert dict(most_per_gpu) == {str(i): k for i in range(n_gpus)}  # ... k on each GPU, never more
     assert Counter(r["gpu"] for r in runs) == {str(i): 3 * k for i in range(n_gpus)}
+
+
+def test_the_job_helper_claims_a_place_for_a_job_with_gpu_slots(tmp_path, monkeypatch):
+    """weightscape.execution.job, as every adapter opens with it: a job asking 2 of 8 slots (4 per GPU) on the
+    stand-in GPUs 0,1 holds a place while it runs and sees only its GPU; a job asking none changes nothing."""
+    import tempfile
+
+    from weightscape.execution import job
+
+    for name in (*gpus.BATCH_JOB_VARIABLES, "WEIGHTSCAPE_GPU_PLACES", "CUDA_MODULE_LOADING"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WEIGHTSCAPE_FORK_SERVER", "0")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with job(SimpleNamespace(log=[], threads=1, resources={"gpu_slots": 0}), __file__) as run:
+        assert run.gpu is None and os.environ["CUDA_VISIBLE_DEVICES"] == "0,1"
+    with job(SimpleNamespace(log=[], threads=1, resources={"gpu_slots": 2}), __file__) as run:
+        assert (run.gpu.gpu, run.gpu.places, os.environ["CUDA_VISIBLE_DEVICES"]) == ("0", 4, "0")
+        assert os.environ["CUDA_MODULE_LOADING"] == "LAZY"
+        assert gpus.take_place(["0", "1"], 4, gpus.places_folder()).gpu == "1"  # the job's place is held
