@@ -190,3 +190,10 @@ def test_the_job_helper_claims_a_place_for_a_job_with_gpu_slots(tmp_path, monkey
         assert (run.gpu.gpu, run.gpu.places, os.environ["CUDA_VISIBLE_DEVICES"]) == ("0", 4, "0")
         assert os.environ["CUDA_MODULE_LOADING"] == "LAZY"
         assert gpus.take_place(["0", "1"], 4, gpus.places_folder()).gpu == "1"  # the job's place is held
+
+
+def test_a_cpu_job_records_the_same_provenance_as_before():
+    from weightscape.settings import Execution
+
+    cpu = Execution(device="cpu", threads=1, num_workers=0, eval_batch_size=16, jobs_per_gpu=4)
+    assert set(cpu.provenance()) == {"device", "threads", "num_workers", "eval_batch_size", "torch"}
