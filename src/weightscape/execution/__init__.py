@@ -58,9 +58,9 @@ def job(snakemake, adapter: str | Path) -> Iterator[Job]:
     First the job goes to a fork of the local fork server when there is one (weightscape.execution.forkserver:
     the fork runs the adapter again, where this returns at once, and this process exits with the fork's status);
     then logging (and progress bars) go to the rule's log file; a job holding GPU slots (its `gpu_slots` resource)
-    takes a place on one GPU before anything touches CUDA (weightscape.execution.gpus); the process uses exactly the job's threads and
-    keeps freed memory for reuse (weightscape.runtime). An error in the body is logged with its traceback and
-    ends the job with status 1 and one line on stderr."""
+    takes a place on one GPU before anything touches CUDA (weightscape.execution.gpus); the process uses exactly
+    the job's threads and keeps freed memory for reuse (weightscape.runtime). An error in the body is logged with
+    its traceback and ends the job with status 1 and one line on stderr."""
     forkserver.delegate(snakemake, adapter)
     with runtime.job_logging(snakemake.log[0] if snakemake.log else None) as log:
         place = gpus.claim(int(getattr(snakemake, "resources", {}).get("gpu_slots", 0) or 0))
