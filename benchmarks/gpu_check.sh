@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
-# The GPU check, ready to run the moment a CUDA machine is lent (about 5 minutes on one H200):
+# The GPU check, ready to run the moment a CUDA machine is lent (about 10 minutes on one H200; parts 2-3 alone,
+# --skip-models --skip-grid, about 6):
 #   1. benchmarks/gpu_check.py: the paper config's two models (CLIP ViT-B/32, CLIP RN50; random weights, 224 px,
 #      bf16) through a few hundred training steps of weightscape's loop and of a bare bf16 torch loop, images/s and
 #      their ratio, peak GPU memory, finiteness of every output, the spectra of both trained models;
-#   2. the smoke grid (configs/smoke.yaml) with one seed and train.device: cuda, end to end through snakemake,
-#      and a check that every run's metrics are finite and were measured on the GPU.
+#   2. benchmarks/gpu_jobs.py: where each model's first epoch goes (fresh job per setting: as the pipeline runs,
+#      CUDA modules loaded eagerly, cudnn.benchmark on), then k = 1, 2, 4, 8 concurrent jobs of each on one GPU:
+#      aggregate and per-job images/s, peak memory, GPU utilisation; the figures go to the --rates file;
+#   3. benchmarks/grid_profile.py --project: configs/paper.yaml on this one GPU at each k, from those rates;
+#   4. the smoke grid (configs/smoke.yaml) with one seed, train.device: cuda and 4 jobs per GPU, end to end
+#      through snakemake, and a check that every run's metrics are finite and were measured on the GPU.
 #
-#   benchmarks/gpu_check.sh [--steps N] [--skip-models] [--skip-grid] [--workdir DIR] [--cores N] [--help]
+#   benchmarks/gpu_check.sh [--steps N] [--skip-models] [--skip-jobs] [--skip-grid] [--rates FILE] [--workdir DIR]
+#                           [--cores N] [--help]      (paths relative to the repository root;
+#                           --rates default: benchmarks/results/gpu_rates.json)
 #
 # Python: $PYTHON if set, else .venv/bin/python when `make setup` made one, else python3. It installs nothing
 # beyond that set-up; on a machine without the registries (the lent GPU machines) put the missing wheels in
@@ -15,10 +22,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; }
 STEPS=150
 GRID=1
 MODELS=1
+JOBS=1
+RATES=benchmarks/results/gpu_rates.json
 WORKDIR=""
 CORES=$(nproc)
 while [ $# -gt 0 ]; do
@@ -26,10 +35,12 @@ while [ $# -gt 0 ]; do
         --steps) STEPS="${2:?--steps needs a number}"; shift 2 ;;
         --skip-grid) GRID=0; shift ;;
         --skip-models) MODELS=0; shift ;;
+        --skip-jobs) JOBS=0; shift ;;
+        --rates) RATES="${2:?--rates needs a file}"; shift 2 ;;
         --workdir) WORKDIR="${2:?--workdir needs a folder}"; shift 2 ;;
         --cores) CORES="${2:?--cores needs a number}"; shift 2 ;;
         -h|--help) usage; exit 0 ;;
-        *) echo "gpu_check.sh: unknown argument '$1'; allowed: --steps N, --skip-models, --skip-grid, --workdir DIR, --cores N, --help" >&2
+        *) echo "gpu_check.sh: unknown argument '$1'; allowed: --steps N, --skip-models, --skip-jobs, --skip-grid, --rates FILE, --workdir DIR, --cores N, --help" >&2
            exit 2 ;;
     esac
 done
@@ -67,15 +78,27 @@ if [ "$MODELS" = 1 ]; then
     echo "   (part 1: $(( $(date +%s) - started )) s)"
 fi
 
+if [ "$JOBS" = 1 ]; then
+    echo "== 2. warm-up and k concurrent jobs per GPU"
+    mkdir -p "$(dirname "$RATES")"
+    "$PYTHON" benchmarks/gpu_jobs.py --share 1,2,4,8 --rates "$RATES" || status=1
+    echo "== 3. configs/paper.yaml on one GPU, from $RATES"
+    for k in 1 2 4 8; do
+        "$PYTHON" benchmarks/grid_profile.py --configfile configs/paper.yaml --project "$RATES" --jobs-per-gpu $k \
+            || status=1
+    done
+    echo "   (parts 2-3: $(( $(date +%s) - started )) s since the start)"
+fi
+
 if [ "$GRID" = 1 ]; then
-    echo "== 2. smoke grid, one seed, train.device: cuda"
+    echo "== 4. smoke grid, one seed, train.device: cuda, 4 jobs per GPU"
     WORKDIR=${WORKDIR:-$(mktemp -d /tmp/weightscape-gpu-smoke.XXXXXX)}
     mkdir -p "$WORKDIR"
     "$PYTHON" - "$WORKDIR/gpu_smoke.yaml" <<'EOF'
 import os, sys, yaml
 config = yaml.safe_load(open("configs/smoke.yaml"))
 config["seeds"] = [0]
-config["train"]["device"] = "cuda"
+config["train"].update(device="cuda", jobs_per_gpu=4)
 root = os.environ.get("FASHION_MNIST_ROOT")
 if root:
     for dataset in config["datasets"]:

@@ -4,6 +4,7 @@
                                       [--no-floor] [--json PATH]
     python benchmarks/grid_profile.py [WORKDIR] [--configfile F ...] --idle [KEY ...] [--repeats 2]
                                       [--floor-repeats 3] [--json PATH]
+    python benchmarks/grid_profile.py --configfile F --project RATES [--gpus 1] [--jobs-per-gpu K] [--json PATH]
 
 WORKDIR holds the run's results/ and .snakemake/log/; --configfile: the run's own (over WORKDIR/config.yaml).
 rules   per rule: jobs, total and mean wall (column s of its benchmark tables), share.
@@ -21,6 +22,8 @@ run     the main invocation's wall (the Snakemake log that finished the most job
         its floor (floor = their mean, drift = their spread). Per job: wall / floor, wall / (floor +
         augmentation) paired per repeat (least moved by drift), time outside training and evaluation, and
         whether its outputs equal the run's bytes. The run's files are put back with their times.
+--project  no run needed: the config's fine-tunes on --gpus GPUs at K jobs per GPU (default: its train.jobs_per_gpu)
+        at the per-job rates of RATES (gpu_check.py --share writes them), weightscape.execution.projection.
 """
 
 from __future__ import annotations
@@ -306,6 +309,24 @@ def idle(args, workdir: Path, settings) -> dict:
     return out
 
 
+def projection(args, settings) -> dict:
+    from weightscape.execution.projection import project
+
+    k = args.jobs_per_gpu or settings.execution.jobs_per_gpu
+    p = project(settings, args.project, args.gpus, k)
+    print(f"projection: {p['jobs']} fine-tunes, {args.gpus} GPU(s) x {k} jobs per GPU = {p['lanes']} at once; rates "
+          f"{args.project} ({p['device']}, measured {p['measured']})")
+    for name, m in p["models"].items():
+        r = m["rates"]
+        print(f"  {name}: {m['jobs']} jobs at the rates of {m['measured_as']} ({r['image_size']} px, batch "
+              f"{r['batch_size']}, {k} per GPU): {r['train_images_per_s']:.1f} training / "
+              f"{r['inference_images_per_s']:.1f} inference images/s per job, start-up {r['startup_s']:.1f} s")
+    print(f"  wall {p['wall_s'] / 3600:.2f} h (floor {p['lower_bound_s'] / 3600:.2f} h), {p['total_job_s'] / 3600:.2f} "
+          f"job-hours; not projected: every rule but finetune" + "".join(
+              f"; synthesize {name}: {n:,} images" for name, n in p["synthetic_images"].items()))
+    return p
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("workdir", nargs="?", type=Path, default=Path("."))
@@ -318,11 +339,15 @@ def main() -> None:
     parser.add_argument("--no-floor", action="store_true", help="tables only, no torch measurement")
     parser.add_argument("--idle", nargs="*", default=None, metavar="KEY", help="rerun fine-tune jobs one at a time")
     parser.add_argument("--json", type=Path, default=None, help="also write every figure here")
+    parser.add_argument("--project", type=Path, default=None, metavar="RATES", help="project the config's fine-tunes")
+    parser.add_argument("--gpus", type=int, default=1, help="--project: GPUs")
+    parser.add_argument("--jobs-per-gpu", type=int, default=None, help="--project: default train.jobs_per_gpu")
     args = parser.parse_args()
     args.repeats = args.repeats or (2 if args.idle is not None else 3)
     workdir = args.workdir.resolve()
     settings = run_settings(workdir, args.configfile)
-    out = idle(args, workdir, settings) if args.idle is not None else profile(args, workdir, settings)
+    out = (projection(args, settings) if args.project else idle(args, workdir, settings) if args.idle is not None
+           else profile(args, workdir, settings))
     if args.json:
         args.json.write_text(json.dumps(out, indent=1, default=str))
 

@@ -7,7 +7,7 @@ import sys
 from weightscape import layout
 from weightscape.answer import TABLES as ANSWER_TABLES
 from weightscape.config import ConfigError, validated_settings
-from weightscape.execution import scheduler
+from weightscape.execution import gpus, scheduler
 
 # Snakemake's scheduler, left alone, wakes once a second per job started so far (weightscape.execution.scheduler)
 scheduler.install()
@@ -44,7 +44,12 @@ GENERATORS = SETTINGS.generators
 SEEDS = list(SETTINGS.seeds)
 # Rules that run a model ask for a GPU exactly when train.device is cuda; each job picks its device from the same
 # setting (Execution.torch_device), so `device: cpu` keeps every rule on the CPU even where a GPU is visible.
+# `gpu` = whole GPUs (SLURM's --gpus); `gpu_slots` = the job's share of a GPU, 8 / train.jobs_per_gpu of its 8 slots,
+# which the default profile limits to one GPU (weightscape.execution.gpus; the job then takes a place on one GPU).
 GPUS = SETTINGS.execution.gpus
+GPU_SLOTS = gpus.slots_per_job(
+    SETTINGS.execution.device, SETTINGS.execution.jobs_per_gpu
+)
 RUNS = [
     {"dataset": d, "model": m, "condition": c, "seed": s}
     for d in DATASETS

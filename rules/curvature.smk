@@ -16,6 +16,7 @@ rule curvature_reference:
         mem_mb=6000,
         runtime="1h",
         gpu=GPUS,
+        gpu_slots=GPU_SLOTS,
     params:
         curvature=SETTINGS.curvature_params(),
         subset=subset_params,
@@ -41,6 +42,7 @@ rule curvature_run:
         mem_mb=6000,
         runtime="1h",
         gpu=GPUS,
+        gpu_slots=GPU_SLOTS,
     params:
         curvature=SETTINGS.curvature_params(),
         subset=subset_params,

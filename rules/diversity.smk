@@ -17,6 +17,7 @@ rule diversity:
         mem_mb=4000,
         runtime="30m",
         gpu=GPUS,
+        gpu_slots=GPU_SLOTS,
     params:
         # what the scores depend on: the training data (the condition's name only labels the file)
         data=lambda wildcards: CONDITIONS[wildcards.condition].data_params(),

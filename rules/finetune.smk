@@ -43,6 +43,7 @@ rule finetune:
         mem_mb=6000,
         runtime="4h",
         gpu=GPUS,
+        gpu_slots=GPU_SLOTS,
     params:
         **(
             {"curvature": SETTINGS.finetune_curvature()}

@@ -17,6 +17,7 @@ rule train_generator:
         mem_mb=4000,
         runtime="24h",
         gpu=GPUS,
+        gpu_slots=GPU_SLOTS,
     params:
         train=lambda wildcards: GENERATORS[wildcards.generator].train_params(),
         checkpoint=f"{layout.GENERATORS}/checkpoint.pt",
@@ -46,6 +47,7 @@ rule synthesize:
         mem_mb=8000,
         runtime="4h",
         gpu=GPUS,
+        gpu_slots=GPU_SLOTS,
     params:
         generator=lambda wildcards: GENERATORS[wildcards.generator].sample_params(),
         directory=generator_dir,
@@ -75,6 +77,7 @@ rule train_judge:
         mem_mb=6000,
         runtime="4h",
         gpu=GPUS,
+        gpu_slots=GPU_SLOTS,
     params:
         # the judge trains for its own epochs, with every other train setting
         train={k: v for k, v in SETTINGS.train.params().items() if k != "epochs"},
@@ -107,6 +110,7 @@ rule fidelity:
         mem_mb=6000,
         runtime="30m",
         gpu=GPUS,
+        gpu_slots=GPU_SLOTS,
     params:
         diversity=SETTINGS.sections["diversity"],
     script:

@@ -50,13 +50,13 @@ def test_the_job_helper_reads_only_the_execution_settings(fashion_root):
     from weightscape.settings import Execution, execution_only
 
     config = validate_config(yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text()))
-    config["train"].update(device="cpu", num_workers=2, eval_batch_size=64)
+    config["train"].update(device="cpu", num_workers=2, eval_batch_size=64, jobs_per_gpu=4)
     config["datasets"][0]["download"] = True
     emptied = execution_only(config)
     assert execution_only(emptied) == emptied
     assert set(emptied) == {"train", "datasets", "generators"}
     run = Job(SimpleNamespace(config=emptied, threads=3), log=sys.stderr)
-    assert run.execution == Execution(device="cpu", threads=3, num_workers=2, eval_batch_size=64)
+    assert run.execution == Execution(device="cpu", threads=3, num_workers=2, eval_batch_size=64, jobs_per_gpu=4)
     assert run.download("fashion_mnist") is True
     assert run.checkpoint_every("ddpm") == 10
 
@@ -110,6 +110,7 @@ RULES = {
     "train": {"finetune", "train_judge"},
     "train.epochs": {"finetune"},  # the judge trains for fidelity.judge.epochs
     "train.eval_batch_size": set(), "train.device": set(), "train.threads": set(), "train.num_workers": set(),
+    "train.jobs_per_gpu": set(),  # how many jobs share a GPU: their resources (gpu_slots), never their params
     "generators[].name": {"finetune", "diversity"},  # the synthetic conditions' mix names it
     "generators[]": {"synthesize"},
     "generators[].sample.threads": set(),

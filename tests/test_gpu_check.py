@@ -1,5 +1,8 @@
-"""benchmarks/gpu_check.sh / gpu_check.py as far as a CPU can run them: argument handling, the bare reference loop,
-the report and its verdict line; the CUDA part runs where a GPU is lent (its output goes into the session note)."""
+"""benchmarks/gpu_check.sh / gpu_check.py / gpu_jobs.py as far as a CPU can run them: argument handling, the bare
+reference loop, the report and its verdict line, the warm-up and k-jobs tables and the rates file they write for
+grid_profile.py --project; the CUDA part runs where a GPU is lent (its output goes into the session note)."""
+
+import json
 
 import math
 import subprocess
@@ -20,6 +23,7 @@ SCRIPT = REPO / "benchmarks" / "gpu_check.sh"
 def test_the_shell_script_explains_itself_and_refuses_bad_arguments():
     usage = subprocess.run(["bash", str(SCRIPT), "--help"], capture_output=True, text=True)
     assert usage.returncode == 0 and "--skip-grid" in usage.stdout and "WHEELS" in usage.stdout
+    assert "--skip-jobs" in usage.stdout and usage.stdout.rstrip().endswith("when every part passed.")
     for bad, message in ((["--bogus"], "unknown argument '--bogus'"), (["--steps", "x"], "whole numbers"),
                          (["--cores", "-1"], "whole numbers")):
         result = subprocess.run(["bash", str(SCRIPT), *bad], capture_output=True, text=True)
@@ -69,3 +73,32 @@ def test_a_cpu_run_on_the_smoke_model_reports_ok(fashion_root):
     unknown = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), "--models", "nope",
                               "--device", "cpu"], capture_output=True, text=True, timeout=600)
     assert unknown.returncode != 0 and "--models 'nope' is not a model" in unknown.stderr
+
+
+def test_gpu_jobs_on_the_cpu_writes_the_rates_that_the_projection_reads(fashion_root, tmp_path):
+    """Every job a process of its own: the warm-up table (one job per setting), k = 1, 2 concurrent jobs, and the
+    rates file, which grid_profile.py --project then uses for the smoke grid."""
+    rates = tmp_path / "rates.json"
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_jobs.py"), "--config",
+                             str(REPO / "configs" / "smoke.yaml"), "--device", "cpu", "--share", "2,1", "--seconds",
+                             "0.5", "--batch-size", "4", "--image-size", "32", "--rates", str(rates)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = result.stdout
+    for setting in ("as the pipeline runs", "CUDA_MODULE_LOADING=EAGER", "cudnn.benchmark on"):
+        assert f"  {setting}" in out
+    assert "model efficientnet_lite0 @ 32 px, batch 4, on cpu" in out
+    rows = [line.split() for line in out.splitlines() if line.split()[:1] in (["1"], ["2"])]
+    assert [row[0] for row in rows] == ["1", "2"] and rows[0][3] == "1.00" and rows[0][-2:] == ["n/a", "n/a"]
+    model = json.loads(rates.read_text())["models"]["efficientnet_lite0"]
+    assert set(model["jobs"]) == {"1", "2"} and model["arch"] == "efficientnet_lite0" and model["batch_size"] == 4
+    default = model["warmup"]["as the pipeline runs"]
+    assert model["startup_s"] == default["imports"] + default["overhead"] > 0 and default["libcuda"] is False
+    for row in model["jobs"].values():
+        assert row["train_images_per_s"] > 0 and row["aggregate_inference_images_per_s"] > 0
+    assert model["jobs"]["2"]["aggregate_train_images_per_s"] >= model["jobs"]["2"]["train_images_per_s"]
+    projected = subprocess.run([sys.executable, str(REPO / "benchmarks" / "grid_profile.py"), str(REPO),
+                                "--configfile", str(REPO / "configs" / "smoke.yaml"), "--project", str(rates),
+                                "--jobs-per-gpu", "2"], capture_output=True, text=True, timeout=300)
+    assert projected.returncode == 0, projected.stderr[-2000:]
+    assert "1 GPU(s) x 2 jobs per GPU = 2 at once" in projected.stdout and "(cpu, measured 20" in projected.stdout

@@ -253,31 +253,33 @@ def test_every_result_file_is_readable_by_group_and_others(smoke):
 
 
 def test_model_rules_ask_for_a_gpu_exactly_when_the_device_is_cuda(tmp_path, fashion_root):
-    """Every rule that runs a model requests the gpu resource from train.device (and no other rule does)."""
+    """Every rule that runs a model requests a whole GPU (gpu=1, for SLURM) and its share of one (gpu_slots = 8 /
+    train.jobs_per_gpu, counted locally) from train.device, and no other rule does."""
     requested = {}
-    for device in ("cuda", "cpu"):
-        config = write_config(tmp_path / f"{device}.yaml", REPO / "configs" / "smoke.yaml", train={"device": device})
+    for device, jobs_per_gpu in (("cuda", 1), ("cuda", 4), ("cpu", 4)):
+        config = write_config(tmp_path / f"{device}{jobs_per_gpu}.yaml", REPO / "configs" / "smoke.yaml",
+                              train={"device": device, "jobs_per_gpu": jobs_per_gpu})
         result = snakemake(tmp_path, "-n", "--cores", "2", "--configfile", str(config))
         assert result.returncode == 0, result.stderr
-        requested[device] = _gpu_by_rule(result.stdout)
+        requested[device, jobs_per_gpu] = _gpu_by_rule(result.stdout)
     model_rules = {"finetune", "train_judge", "train_generator", "synthesize", "fidelity", "diversity",
                    "curvature_reference", "curvature_run"}
-    assert {rule for rule, gpus in requested["cuda"].items() if gpus == {1}} == model_rules
-    assert all(gpus == {0} for rule, gpus in requested["cuda"].items() if rule not in model_rules)
-    assert all(gpus == {0} for gpus in requested["cpu"].values())
+    for key, slots in ((("cuda", 1), 8), (("cuda", 4), 2)):
+        assert {rule for rule, asked in requested[key].items() if asked == {(1, slots)}} == model_rules
+        assert all(asked == {(0, 0)} for rule, asked in requested[key].items() if rule not in model_rules)
+    assert all(asked == {(0, 0)} for asked in requested["cpu", 4].values())
 
 
-def _gpu_by_rule(dry_run_output: str) -> dict[str, set[int]]:
-    """rule -> the gpu values its jobs request, from a dry run's job listing (rule ...: / resources: ...)."""
+def _gpu_by_rule(dry_run_output: str) -> dict[str, set[tuple[int, int]]]:
+    """rule -> the (gpu, gpu_slots) its jobs request, from a dry run's job listing (rule ...: / resources: ...)."""
     found, rule = {}, None
     for line in dry_run_output.splitlines():
         line = line.strip()
         if line.startswith(("rule ", "localrule ")) and line.endswith(":"):
             rule = line.split()[1].rstrip(":")
         elif line.startswith("resources:") and rule:
-            gpus = [int(part.split("=")[1]) for part in line.removeprefix("resources:").split(", ")
-                    if part.strip().startswith("gpu=")]
-            found.setdefault(rule, set()).update(gpus or [0])
+            asked = dict(part.strip().split("=", 1) for part in line.removeprefix("resources:").split(", "))
+            found.setdefault(rule, set()).add((int(asked.get("gpu", 0)), int(asked.get("gpu_slots", 0))))
     return found
 
 

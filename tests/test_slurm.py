@@ -59,8 +59,54 @@ def test_slurm_profile_settings_do_not_depend_on_the_workflow_profile():
         assert args.slurm_status_command == "squeue"
         assert {"slurm_partition", "slurm_account"} <= set(args.default_resources)
     # the local GPU counter of profiles/default reaches the cluster run, but only per job (not tallied globally)
-    assert str(merged.resources["gpu"].value) == "1" and merged.set_resource_scopes == {"gpu": "local"}
+    assert str(merged.resources["gpu_slots"].value) == "8"
+    assert merged.set_resource_scopes == {"gpu": "local", "gpu_slots": "local"}
     assert not alone.resources
+
+
+class _Resources(dict):
+    """A job's resources as the slurm plugin reads them (job.resources.get(...) and job.resources.gres)."""
+    __getattr__ = dict.__getitem__
+
+
+def _sbatch_gpu_requests(workdir, config, *extra) -> dict[str, set[str]]:
+    """rule -> the GPU arguments of its sbatch calls (the slurm plugin's own set_gres_string) for the jobs of a dry
+    run with the cluster profile."""
+    from snakemake_executor_plugin_slurm.utils import set_gres_string
+    from types import SimpleNamespace
+
+    result = snakemake(workdir, "-n", "--profile", str(PROFILE), "--configfile", str(config), *extra)
+    assert result.returncode == 0, result.stderr[-3000:]
+    found, rule = {}, None
+    for line in result.stdout.splitlines():
+        line = line.strip()
+        if line.startswith(("rule ", "localrule ")) and line.endswith(":"):
+            rule = line.split()[1].rstrip(":")
+        elif line.startswith("resources:") and rule:
+            pairs = (part.split("=", 1) for part in line.removeprefix("resources:").split(", "))
+            resources = _Resources({key.strip(): int(v) if v.isdigit() else v for key, v in pairs})
+            found.setdefault(rule, set()).add(set_gres_string(SimpleNamespace(resources=resources)).strip())
+    return found
+
+
+def test_the_cluster_gives_each_model_job_a_whole_gpu_exactly_when_the_device_is_cuda(tmp_path, fashion_root):
+    """train.device: cuda -> every model job's sbatch asks `--gpus=1`, whatever train.jobs_per_gpu (which shares a
+    GPU between the jobs of one machine: local gpu_slots, not counted by the cluster); cpu -> no job asks for one;
+    a site's GPU sharing (gres shards) replaces the request through set-resources."""
+    model_rules = {"finetune", "train_judge", "train_generator", "synthesize", "fidelity", "diversity",
+                   "curvature_reference", "curvature_run"}
+    requests = {}
+    for device, jobs_per_gpu in (("cuda", 1), ("cuda", 4), ("cpu", 4)):
+        config = write_config(tmp_path / f"{device}-{jobs_per_gpu}.yaml", REPO / "configs" / "smoke.yaml",
+                              train={"device": device, "jobs_per_gpu": jobs_per_gpu})
+        requests[device, jobs_per_gpu] = _sbatch_gpu_requests(tmp_path, config)
+    for key in (("cuda", 1), ("cuda", 4)):
+        assert {rule for rule, args in requests[key].items() if args == {"--gpus=1"}} == model_rules, key
+        assert all(args == {""} for rule, args in requests[key].items() if rule not in model_rules), key
+    assert all(args == {""} for args in requests["cpu", 4].values())
+    shared = _sbatch_gpu_requests(tmp_path, tmp_path / "cuda-4.yaml", "--set-resources", "finetune:gpu=0",
+                                  "finetune:gres='shard:2'")
+    assert shared["finetune"] == {"--gres=shard:2"} and shared["train_judge"] == {"--gpus=1"}
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 #: keys of the `train` section that only steer execution (the rest are TrainSettings)
-TRAIN_EXECUTION_KEYS = ("device", "threads", "num_workers", "eval_batch_size")
+TRAIN_EXECUTION_KEYS = ("device", "threads", "num_workers", "eval_batch_size", "jobs_per_gpu")
 #: keys of a generator's `sample` / `train` sections that only steer execution (the DDPM draws every step from a
 #: generator seeded by (seed, step), so where it checkpoints does not change its weights)
 SAMPLE_EXECUTION_KEYS = ("threads",)
@@ -69,23 +69,27 @@ def _fields(cls, values: Mapping, **extra) -> Any:
 @dataclass(frozen=True)
 class Execution:
     """How a job runs, not what it computes: the device preference (auto / cpu / cuda) honoured by every rule that
-    runs a model, CPU threads, augmentation worker processes and the evaluation batch size."""
+    runs a model, CPU threads, augmentation worker processes, the evaluation batch size and how many jobs share a
+    GPU (weightscape.execution.gpus)."""
 
     device: str
     threads: int
     num_workers: int
     eval_batch_size: int
+    jobs_per_gpu: int = 1
 
     @classmethod
     def from_config(cls, config: Mapping, threads: int | None = None) -> "Execution":
         """From the config's `train` section; `threads` (the job's own, snakemake.threads) overrides the config's."""
         train = config["train"]
         return cls(device=train["device"], threads=int(threads or train["threads"]),
-                   num_workers=train["num_workers"], eval_batch_size=train["eval_batch_size"])
+                   num_workers=train["num_workers"], eval_batch_size=train["eval_batch_size"],
+                   jobs_per_gpu=train.get("jobs_per_gpu", 1))
 
     @property
     def gpus(self) -> int:
-        """GPUs a job of a model-running rule asks its scheduler for (the `gpu` resource)."""
+        """Whole GPUs a job of a model-running rule asks for (the `gpu` resource: SLURM's --gpus; its share of a GPU
+        on a local machine is weightscape.execution.gpus.slots_per_job)."""
         return int(self.device == "cuda")
 
     def torch_device(self):
@@ -96,11 +100,17 @@ class Execution:
 
     def provenance(self) -> dict:
         """What ran the job, recorded next to its results: the resolved device, threads, workers, batch size and
-        the torch version (a thread count or a kernel version can move the last bits of a float)."""
+        the torch version (a thread count or a kernel version can move the last bits of a float); on CUDA also the
+        GPU it used and how many jobs shared one."""
+        import os
+
         import torch
 
-        return {"device": str(self.torch_device()), "threads": self.threads, "num_workers": self.num_workers,
-                "eval_batch_size": self.eval_batch_size, "torch": torch.__version__}
+        device = self.torch_device()
+        gpu = {"cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "jobs_per_gpu": self.jobs_per_gpu,
+               "gpu_name": torch.cuda.get_device_name(device)} if device.type == "cuda" else {}
+        return {"device": str(device), "threads": self.threads, "num_workers": self.num_workers,
+                "eval_batch_size": self.eval_batch_size, "torch": torch.__version__, **gpu}
 
 
 @dataclass(frozen=True)
