@@ -214,17 +214,16 @@ def placements(cube: Cube, families: dict[str, Family], moves: pd.DataFrame, eff
     level, where a level has no value, and where nothing is placed), level_ci_low, level_ci_high (the confidence
     set's ends: 0.0 = reaches the origin, inf = reaches the largest level), text (`placement_text`), on_curve
     (equivalent within the margin to some point of the curve, as the verdict reads it; computed also where
-    nothing is placed),
-    off_curve (every point of the curve rejected: judged also where nothing is placed), equivalent_low /
-    equivalent_high (the levels where it is equivalent: ends as for the CI), reason.
+    nothing is placed), off_curve (every point of the curve rejected: judged also where nothing is placed),
+    equivalent_low / equivalent_high (the levels where it is equivalent: ends as for the CI), reason.
     """
     E = cube.seed_means("relative")
     metrics = list(cube.metrics)
     scale = np.array([noise_sd.get(m, np.nan) for m in metrics], dtype=float)
     scale = np.where(np.isfinite(scale) & (scale > 0), scale, np.nan)
     eff = effects.set_index(["condition", "metric"])
-    moving = {f: [m for m in metrics if bool(moves.set_index(["family", "metric"])["moves"].get((f, m), False))]
-              for f in families} if len(moves) else {f: [] for f in families}
+    moved_by = moves.set_index(["family", "metric"])["moves"] if len(moves) else pd.Series(dtype=bool)
+    moving = {f: [m for m in metrics if bool(moved_by.get((f, m), False))] for f in families}
     bonferroni = alpha / len(metrics)
     rows = []
     for name, fam in families.items():
