@@ -1,20 +1,38 @@
 """`weightscape answer --manifest`: the across-seed answer from published per-layer tables is the pipeline rule's
-(the same code on the same tables), and a one-seed manifest gets the across-layer tables and one line."""
+(the same code on the same tables: both lenses, W from the pretrained / fine-tuned tables and Delta W from the
+`stage: delta` tables), and a one-seed manifest gets the across-layer tables and one line."""
 
 import numpy as np
 import pandas as pd
 import planted as P
 import pytest
 
-from weightscape import stats as S
 from weightscape.answer import TABLES, answer, read_table, write_answer
 from weightscape.cli import main
+from weightscape.lenses import lens_deltas
 
-PLAN = {**P.regularizer_plan(), **P.copies(of=["weight_decay_0.001", "dropout_0.5"]), **P.baseline_copy()}
+
+def plan(lens: str = "W") -> dict:
+    return {**P.regularizer_plan(lens), **P.copies(lens, of=["weight_decay_0.001", "dropout_0.5"]),
+            **P.baseline_copy(lens)}
+
+
+PLAN = plan()
+
+
+def two_lens_layers(n_seeds: int, rng_seed: int = 7) -> pd.DataFrame:
+    """The W lens's tables (stage pretrained and finetuned) and the update's own (stage delta: metric(Delta W), as
+    `weightscape spectra --base` writes them), each drawn at its lens's default-run scale, for the same runs."""
+    update_plan = plan("delta")
+    assert list(update_plan) == list(PLAN)
+    w = P.make_layers(PLAN, n_seeds, rng_seed=rng_seed)
+    update = P.make_layers(update_plan, n_seeds, lens="delta", rng_seed=rng_seed + 1)
+    update = update[update["stage"] == "finetuned"].assign(stage="delta")
+    return pd.concat([w, update], ignore_index=True)
 
 
 def write_manifest(folder, layers: pd.DataFrame) -> str:
-    """One WeightWatcher-style CSV per analysed model and a manifest with seed and level columns."""
+    """One WeightWatcher-style CSV per analysed model (and stage) and a manifest with seed and level columns."""
     levels = P.make_runs(PLAN, 1).drop_duplicates("condition").set_index("condition")["level"]
     rows = []
     for (condition, seed, stage), table in layers.groupby(["condition", "seed", "stage"], sort=False):
@@ -27,17 +45,31 @@ def write_manifest(folder, layers: pd.DataFrame) -> str:
     return str(folder / "manifest.csv")
 
 
-def test_the_manifest_answer_is_the_pipeline_rules(tmp_path, capsys):
-    layers = P.make_layers(PLAN, 3, rng_seed=7)
+def test_the_manifest_answer_is_the_pipeline_rules_on_both_lenses(tmp_path, capsys):
+    layers = two_lens_layers(3)
     manifest = write_manifest(tmp_path, layers)
+    assert set(pd.read_csv(manifest)["stage"]) == {"pretrained", "finetuned", "delta"}
     assert main(["answer", "--manifest", manifest, "--out", str(tmp_path / "out")]) == 0
     printed = capsys.readouterr().out
-    # the rule: compare -> layer_deltas.parquet -> answer(deltas, runs.csv, ...)
-    write_answer(answer(S.layer_deltas(layers), P.make_runs(PLAN, 3)), tmp_path / "rule")
-    for name in ("verdicts", "overview", "placement", "effects"):
-        pd.testing.assert_frame_equal(read_table(tmp_path / "out" / "answer" / f"{name}.csv"),
-                                      read_table(tmp_path / "rule" / f"{name}.csv"))
+    # the rule (workflow_scripts/answer.py) on the same tables: answer(lens_deltas(layers.parquet), runs.csv, ...)
+    layers.to_parquet(tmp_path / "layers.parquet", index=False)
+    P.make_runs(PLAN, 3).to_csv(tmp_path / "runs.csv", index=False)
+    rule = answer(lens_deltas(pd.read_parquet(tmp_path / "layers.parquet")), pd.read_csv(tmp_path / "runs.csv"),
+                  diversity=None, combined={}, config=None)
+    write_answer(rule, tmp_path / "rule")
     assert set(p.stem for p in (tmp_path / "out" / "answer").glob("*.csv")) == set(TABLES)
+    for name in TABLES:
+        pd.testing.assert_frame_equal(read_table(tmp_path / "out" / "answer" / f"{name}.csv"),
+                                      read_table(tmp_path / "rule" / f"{name}.csv"), obj=name)
+    verdicts = read_table(tmp_path / "out" / "answer" / "verdicts.csv")
+    copies = [c for c in PLAN if c.startswith("copy:")]
+    assert set(verdicts["lens"]) == {"W", "delta"}
+    for lens in ("W", "delta"):
+        assert sorted(verdicts.loc[verdicts["lens"] == lens, "condition"]) == sorted(copies)
+    # the delta lens is read from the delta tables: its effects are the update's, not W's
+    effects = read_table(tmp_path / "out" / "answer" / "effects.csv").set_index(["lens", "condition", "metric"])
+    key = ("copy:weight_decay_0.001", "log_norm")
+    assert effects.at[("delta",) + key, "mean"] != pytest.approx(effects.at[("W",) + key, "mean"], rel=0.05)
     assert (tmp_path / "out" / "compare" / "family_tests.csv").is_file()
     assert "copy:weight_decay_0.001" in printed and "like weight decay" in printed
 

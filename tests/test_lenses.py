@@ -1,6 +1,10 @@
 """The lens machinery on constructed weights and tables: kernel taps that see only padding are found from their
 gradient and left out of the ESD, a layer's inert scale is measured, the update lens pairs by seed, small layers
-give no tail fit, and every layer gets its place in the network."""
+give no tail fit, the answer's excluded.csv names both and neither reaches its effects, and every layer gets its
+place in the network."""
+
+import copy
+import functools
 
 import numpy as np
 import pandas as pd
@@ -9,6 +13,7 @@ import torch
 from torch import nn
 
 from weightscape import lenses
+from weightscape.answer import TABLES, answer, read_table, write_answer
 from weightscape.spectra.analyze import analyze
 from weightscape.spectra.probes import INERT_TOLERANCE, dead_taps, scale_effect
 
@@ -99,6 +104,103 @@ def test_the_update_lens_pairs_each_run_with_its_seeds_baseline_and_small_layers
     reasons = excluded.set_index(["lens", "longname"])["reason"]
     assert reasons[("W", "b")] == "9 eigenvalues < stats.min_evals = 50: no power-law tail fit"
     assert set(excluded["longname"]) == {"b", "d"}
+
+
+#: the conditions of the constructed grid: family, level, the size of a fine-tune's step
+GRID = {"baseline": ("baseline", 0.0, 0.02), "dropout_0.3": ("dropout", 0.3, 0.03),
+        "dropout_0.6": ("dropout", 0.6, 0.05), "weight_decay_0.001": ("weight_decay", 1e-3, 0.02),
+        "weight_decay_0.01": ("weight_decay", 1e-2, 0.025), "augmix": ("diversity", np.nan, 0.03)}
+#: Tiny's `late` conv at 8 x 8 inputs: the taps that see only padding
+DEAD = sorted(set(range(25)) - {6, 7, 8, 11, 12, 13, 16, 17, 18})
+
+
+def fine_tuned(pretrained: nn.Module, condition: str, seed: int, shrink_dead: bool) -> nn.Module:
+    """A run's weights: every weight takes a random step of the condition's size, except the dead taps of `late`,
+    which get no gradient; with `shrink_dead`, coupled L2 weight decay shrinks those taps anyway (as Adam's
+    weight_decay does: the decay term alone drives them)."""
+    family, level, size = GRID[condition]
+    model = copy.deepcopy(pretrained)
+    generator = torch.Generator().manual_seed(100 * seed + list(GRID).index(condition))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            step = size * torch.randn(p.shape, generator=generator)
+            if name == "late.weight":
+                step.view(12, 12, 25)[:, :, DEAD] = 0
+            p.add_(step)
+        if shrink_dead and family == "weight_decay":
+            model.late.weight.view(12, 12, 25)[:, :, DEAD] *= 1 - 50 * level
+    return model
+
+
+@functools.lru_cache(maxsize=None)
+def constructed_layers(shrink_dead: bool, image_size: int | None = 8) -> pd.DataFrame:
+    """The pipeline's layers table of a 3-seed grid of Tiny fine-tunes: stage pretrained, finetuned and delta
+    (Delta W against the pretrained weights), analysed at the model's input size."""
+    pretrained = Tiny()
+    tables = []
+    for seed in range(3):
+        tables.append(analyze(pretrained, image_size=image_size).assign(
+            stage="pretrained", condition="pretrained", family="pretrained", seed=seed))
+        for condition, (family, _, _) in GRID.items():
+            model = fine_tuned(pretrained, condition, seed, shrink_dead)
+            run = dict(condition=condition, family=family, seed=seed)
+            tables.append(analyze(model, image_size=image_size).assign(stage="finetuned", **run))
+            tables.append(analyze(model, base_model=pretrained, image_size=image_size).assign(stage="delta", **run))
+    return pd.concat(tables, ignore_index=True).assign(dataset="d", model="m")
+
+
+def constructed_runs() -> pd.DataFrame:
+    return pd.DataFrame([dict(dataset="d", model="m", condition=c, family=f, level=level, seed=s)
+                         for s in range(3) for c, (f, level, _) in GRID.items()])
+
+
+def test_the_answer_names_dead_taps_and_small_layers_in_excluded_csv_and_neither_reaches_its_effects(tmp_path):
+    plain = constructed_layers(shrink_dead=False)
+    # the same runs, but weight decay also shrinks the dead taps, and the 27-eigenvalue stem's alpha fits carry a
+    # large planted dropout effect: neither may reach the answer
+    shrunk = constructed_layers(shrink_dead=True).copy()
+    shrunk.loc[(shrunk["longname"] == "stem") & (shrunk["family"] == "dropout"), "alpha"] += 2.0
+    late = plain[plain["longname"] == "late"]
+    assert (late["dead_taps"] == 16).all() and (late["num_evals"] == 12 * 9).all()
+    assert (plain.loc[plain["longname"] == "stem", "num_evals"] == 27).all()
+    assert set(plain.loc[plain["status"] == "success", "longname"]) == {"stem", "late"}  # the 4-eigenvalue head
+
+    result = answer(lenses.lens_deltas(plain), constructed_runs())
+    write_answer(result, tmp_path)
+    excluded = read_table(tmp_path / "excluded.csv")
+    taps = excluded[excluded["reason"].str.contains("kernel taps")]
+    assert taps.to_dict("records") == [dict(
+        lens="all", dataset="d", model="m", longname="late", metrics="all",
+        reason="16 of 25 kernel taps see only padding at this input size (zero gradient): left out of its ESD")]
+    tail = excluded[excluded["longname"] == "stem"]
+    assert sorted(tail["lens"]) == ["W", "delta"] and set(excluded["longname"]) == {"late", "stem"}
+    assert (tail["reason"] == "27 eigenvalues < stats.min_evals = 50: no power-law tail fit").all()
+    assert all("alpha" in m.split(",") and "entropy" not in m for m in tail["metrics"])
+    # each seed's effect is the mean over layers: alpha's is the late conv's alone, the other metrics' both layers'
+    deltas = lenses.lens_deltas(plain)
+    effects = read_table(tmp_path / "effects.csv").set_index(["lens", "condition", "metric"])["mean"]
+    for lens in ("W", "delta"):
+        for metric, layers in (("alpha", ["late"]), ("entropy", ["stem", "late"])):
+            part = deltas[(deltas["lens"] == lens) & (deltas["condition"] == "dropout_0.6")
+                          & (deltas["metric"] == metric) & deltas["longname"].isin(layers)]
+            assert part["relative"].notna().all() and set(part["longname"]) == set(layers)
+            expected = part.groupby("seed")["relative"].mean().mean()
+            assert effects[(lens, "dropout_0.6", metric)] == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+    again = answer(lenses.lens_deltas(shrunk), constructed_runs())
+    for name in TABLES:
+        pd.testing.assert_frame_equal(again[name], result[name], obj=name)
+    # ... though both would change them, were they let in: the taps' ESD and the stem's alpha differ
+    every_tap = {shrink: constructed_layers(shrink, image_size=None) for shrink in (False, True)}
+    wd = {shrink: t[(t["longname"] == "late") & (t["condition"] == "weight_decay_0.01") & (t["stage"] == "delta")]
+          for shrink, t in every_tap.items()}
+    assert not np.allclose(wd[False]["entropy"], wd[True]["entropy"])
+    assert np.allclose(constructed_layers(False)["entropy"], constructed_layers(True)["entropy"], equal_nan=True)
+    loose = {k: lenses.eligible(lenses.lens_deltas(t), min_evals=2)[0] for k, t in (("plain", plain),
+                                                                                   ("shrunk", shrunk))}
+    alpha = {k: d[(d["longname"] == "stem") & (d["metric"] == "alpha") & (d["family"] == "dropout")]["relative"]
+             for k, d in loose.items()}
+    assert np.allclose(alpha["shrunk"].to_numpy() - alpha["plain"].to_numpy(), 2.0)
 
 
 def test_every_layer_gets_a_position_and_a_kind_from_its_structure():
