@@ -1,20 +1,30 @@
-"""What the benchmark scripts share: the default model on a seeded sample of real Fashion-MNIST images, the bare
-training loop every floor is measured with, a finished run's settings and the bare cost of an augmentation."""
+"""What the benchmark scripts share: their command line, the default model on a seeded sample of real Fashion-MNIST
+images, the bare training loop every floor is measured with, alternating timed runs, a finished run's settings and
+the bare cost of an augmentation."""
 
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 import numpy as np
 
+REPO = Path(__file__).resolve().parent.parent
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--images", type=int, default=640)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--image-size", type=int, default=48)
-    parser.add_argument("--batch-size", type=int, default=64)
+
+def options(doc: str, **defaults) -> argparse.Namespace:
+    """The command line of a script documented by `doc`: --NAME for each default (underscores as dashes), taking a
+    value of the default's type (None: a string); a False default makes a flag, a list one or more values."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    for name, default in defaults.items():
+        flag = "--" + name.replace("_", "-")
+        if default is False:
+            parser.add_argument(flag, action="store_true")
+        else:
+            parser.add_argument(flag, default=default, **({"nargs": "+"} if isinstance(default, list) else
+                                                          {"type": str if default is None else type(default)}))
+    return parser.parse_args()
 
 
 def default_model_and_data(images: int, image_size: int):
@@ -29,21 +39,60 @@ def default_model_and_data(images: int, image_size: int):
     return built, raw.train_images[pick], raw.train_labels[pick], InputSpec(image_size, built.mean, built.std)
 
 
-def bare_loop(model, inputs, labels, epochs, batch_size, lr, seed):
-    """The floor of training: what anyone would write by hand (Adam, cross-entropy), nothing else."""
+def shuffled(inputs, labels, epochs: int, batch_size: int, seed: int = 0):
+    """The batches of `epochs` passes over the data, each pass in a new seeded order."""
+    import torch
+
+    order = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        for index in torch.randperm(len(inputs), generator=order).split(batch_size):
+            yield inputs[index], labels[index]
+
+
+def bare_loop(model, batches, lr: float, device=None, memory_format=None) -> float:
+    """The floor of training: what anyone would write by hand (Adam, cross-entropy, bf16 autocast on CUDA), nothing
+    else, on `device` (default: the CPU) with model and inputs in `memory_format` (default channels_last); the last
+    loss."""
     import torch
     import torch.nn.functional as F
 
-    torch.manual_seed(seed)
+    device, memory_format = device or torch.device("cpu"), memory_format or torch.channels_last
+    model.to(device, memory_format=memory_format).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    model.train()
-    order_rng = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
-        for index in torch.randperm(len(inputs), generator=order_rng).split(batch_size):
-            loss = F.cross_entropy(model(inputs[index]), labels[index])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    loss = torch.zeros(())
+    for x, y in batches:
+        x = x.to(device, non_blocking=True, memory_format=memory_format)
+        with autocast:
+            loss = F.cross_entropy(model(x).float(), y.to(device, non_blocking=True))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return float(loss.detach())
+
+
+def timed(run, device=None) -> tuple[float, object]:
+    """(seconds, result) of run(); on a CUDA device, with the work queued before and by it finished."""
+    import torch
+
+    sync = torch.cuda.synchronize if device is not None and device.type == "cuda" else lambda _device: None
+    sync(device)
+    start = time.perf_counter()
+    result = run()
+    sync(device)
+    return time.perf_counter() - start, result
+
+
+def alternating(runners: dict, repeats: int, fresh=lambda: None) -> tuple[dict, dict]:
+    """Every runner called on fresh() (made outside the timing) `repeats` times, in turns so that machine noise hits
+    all alike: (name -> seconds of each call, name -> what its last call returned)."""
+    seconds, results = {name: [] for name in runners}, {}
+    for _ in range(repeats):
+        for name, run in runners.items():
+            argument = fresh()
+            elapsed, results[name] = timed(lambda: run(argument))
+            seconds[name].append(elapsed)
+    return seconds, results
 
 
 def run_settings(workdir, config_files):
@@ -67,7 +116,6 @@ def augmentation_seconds(workdir, run: str, transforms, images: int, epochs: int
     v2 pipeline one by one and make each batch model-ready, for every epoch. None without transforms. `run`: the
     run as a weightscape.layout.RUN path. The draws are the experiment, so they are part of its work."""
     import json
-    import time
 
     import torch
 

@@ -17,17 +17,15 @@ channels_last (--pyhessian-nhwc adds a PyHessian run given that layout too).
 
 from __future__ import annotations
 
-import argparse
 import copy
 import statistics
-import time
 import warnings
 
 import numpy as np
 import torch
 from torch import nn
 
-from _common import default_model_and_data
+from _common import alternating, default_model_and_data, options
 from weightscape.runtime import pin_threads
 
 
@@ -54,15 +52,7 @@ def run_weightscape(model, inputs, labels, probes, iters, seed):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=64, help="images in the one batch both tools measure on")
-    parser.add_argument("--probes", type=int, default=10, help="Hutchinson probes (both tools)")
-    parser.add_argument("--iters", type=int, default=10, help="power iterations (both tools)")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--image-size", type=int, default=48)
-    parser.add_argument("--pyhessian-nhwc", action="store_true", help="also time PyHessian on channels_last input")
-    args = parser.parse_args()
+    args = options(__doc__, images=64, probes=10, iters=10, repeats=3, threads=1, image_size=48, pyhessian_nhwc=False)
     pin_threads(args.threads)
 
     from weightscape.inputs import to_model_inputs
@@ -77,15 +67,8 @@ def main() -> None:
         nhwc = inputs.contiguous(memory_format=torch.channels_last)
         runners["pyhessian-nhwc"] = lambda m: run_pyhessian(m, nhwc, labels, args.probes, args.iters, 0)
     runners["weightscape"](copy.deepcopy(built.module))  # warm-up (allocator, kernels) outside the timing
-    seconds = {name: [] for name in runners}
-    results = {}
-    for _ in range(args.repeats):
-        for name, run in runners.items():
-            model = copy.deepcopy(built.module)
-            start = time.perf_counter()
-            results[name] = run(model)
-            seconds[name].append(time.perf_counter() - start)
-    ours, theirs = statistics.median(seconds["weightscape"]), statistics.median(seconds["pyhessian"])
+    seconds, results = alternating(runners, args.repeats, fresh=lambda: copy.deepcopy(built.module))
+    ours = statistics.median(seconds["weightscape"])
     print(f"model efficientnet_lite0 @ {args.image_size}px, one batch of {args.images} images, {args.probes} probes + "
           f"{args.iters} power iterations, {args.threads} thread(s), {args.repeats} alternating repeats (median)")
     print(f"{'tool':<16}{'seconds':>9}{'HVPs':>6}{'trace +- se':>20}{'top eig':>10}   runs")
@@ -94,10 +77,9 @@ def main() -> None:
         trace, se, eig = results[name]
         print(f"{name:<16}{statistics.median(values):>9.2f}{products:>6}{f'{trace:.1f} +- {se:.1f}':>20}{eig:>10.3f}   "
               + ", ".join(f"{v:.2f}" for v in values))
-    print(f"ratio pyhessian_seconds / weightscape_seconds = {theirs / ours:.3f}   (goal >= 1.0)")
-    if args.pyhessian_nhwc:
-        print(f"ratio pyhessian-nhwc_seconds / weightscape_seconds = "
-              f"{statistics.median(seconds['pyhessian-nhwc']) / ours:.3f}")
+    for name in [name for name in seconds if name != "weightscape"]:
+        print(f"ratio {name}_seconds / weightscape_seconds = {statistics.median(seconds[name]) / ours:.3f}"
+              + ("   (goal >= 1.0)" if name == "pyhessian" else ""))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
     python benchmarks/grid_profile.py [WORKDIR] [--configfile F ...] [--cores 2] [--repeats 3] [--images N]
                                       [--no-floor] [--json PATH]
     python benchmarks/grid_profile.py [WORKDIR] [--configfile F ...] --idle [KEY ...] [--repeats 2]
-                                      [--floor-repeats 3] [--json PATH]
+                                      [--floor-repeats 3] [--images N] [--json PATH]
     python benchmarks/grid_profile.py --configfile F --project RATES [--gpus 1] [--jobs-per-gpu K] [--json PATH]
 
 WORKDIR holds the run's results/ and .snakemake/log/; --configfile: the run's own (over WORKDIR/config.yaml).
@@ -11,9 +11,10 @@ rules   per rule: jobs, total and mean wall (column s of its benchmark tables), 
 phases  the fine-tunes' `phase seconds:` log lines (weightscape.runs.PhaseClock), `outside` = wall - their sum.
 floor   a bare torch loop (_common.bare_loop, channels_last; inference under inference_mode) on EfficientNet-Lite0
         and real Fashion-MNIST images at the run's image size, batch sizes and threads, on --images training images
-        (default: the run's most common training-set size): median images/s of --repeats. A job's floor =
-        n_train x epochs / training rate + (val x (epochs + 1) + test + OOD images) / inference rate; the bare
-        cost of its augmentation (_common.augmentation_seconds) is shown beside it, not in it.
+        (default: the run's most common training-set size): median images/s of --repeats. A job's floor = its
+        training images / training rate + its evaluation images / inference rate, the images counted from the
+        config as the projection counts them; the bare cost of its augmentation (_common.augmentation_seconds) is
+        shown beside it, not in it.
 run     the main invocation's wall (the Snakemake log that finished the most jobs) against the run floor =
         max(work / cores, longest job), work = every fine-tune at its floor + every other job at its wall.
 --idle  fine-tune jobs (KEY = MODEL/DATASET/CONDITION/seedN; default: seed 0 of the baseline, the first dropout
@@ -23,7 +24,7 @@ run     the main invocation's wall (the Snakemake log that finished the most job
         augmentation) paired per repeat (least moved by drift), time outside training and evaluation, and
         whether its outputs equal the run's bytes. The run's files are put back with their times.
 --project  no run needed: the config's fine-tunes on --gpus GPUs at K jobs per GPU (default: its train.jobs_per_gpu)
-        at the per-job rates of RATES (gpu_check.py --share writes them), weightscape.execution.projection.
+        at the per-job rates of RATES (train_loop.py --rates writes them), weightscape.execution.projection.
 """
 
 from __future__ import annotations
@@ -35,26 +36,22 @@ import json
 import os
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
+from statistics import mean, median
 
-import numpy as np
 import pandas as pd
 
-from _common import augmentation_seconds, bare_loop, default_model_and_data, run_settings
+from _common import REPO, alternating, augmentation_seconds, bare_loop, default_model_and_data, run_settings, shuffled
 from weightscape import layout
 
-REPO = Path(__file__).resolve().parents[1]
 PHASES = ("startup", "load", "train", "evaluate", "write")
 STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$", re.M)
 RUN_FILES = ("weights.safetensors", "curve.csv", "metrics.json")
-median = statistics.median
 
 
 def benchmark_seconds(path: Path) -> float:
@@ -98,26 +95,19 @@ def phase_seconds(log_path: Path) -> dict[str, float] | None:
     return {name.strip(): float(value) for name, value in pairs}
 
 
-def finetune_jobs(workdir: Path, walls: dict[str, float]) -> list[dict]:
-    """One row per fine-tune job: wall, phases, image counts and sizes, read from its outputs and the run's data."""
-    from weightscape.data.canonical import load_split
+def finetune_jobs(workdir: Path, settings, walls: dict[str, float]) -> list[dict]:
+    """One row per fine-tune job in `walls`: its wall and phases, and its work (training and evaluation images) as
+    weightscape.execution.projection.finetune_work counts it from the config."""
+    from weightscape.execution.projection import finetune_work
 
-    counts, rows = {}, []
-    for key, wall in walls.items():
-        item = layout.fields(layout.RUN, key)
-        metrics = json.loads((workdir / layout.RUNS.format(**item) / "metrics.json").read_text())
-        info = json.loads((workdir / layout.REFERENCES.format(**item) / "model.json").read_text())
-        data = workdir / layout.DATA.format(**item)
-        if data not in counts:
-            ood = sum(int(np.prod(np.load(path)["images"].shape[:2])) for path in sorted((data / "ood").glob("*.npz")))
-            counts[data] = [len(load_split(data / f"{split}.npz")[1]) for split in ("val", "test")] + [ood]
-        val, test, ood = counts[data]
-        rows.append({"job": key, "condition": item["condition"], "wall_s": wall,
-                     "phases": phase_seconds(workdir / layout.log("finetune", key)), "n_train": metrics["n_train"],
-                     "epochs": metrics["epochs"], "image_size": info["image_size"],
-                     "eval_batch_size": metrics["execution"]["eval_batch_size"],
-                     "train_images": metrics["n_train"] * metrics["epochs"],
-                     "eval_images": val * (metrics["epochs"] + 1) + test + ood})
+    epochs, rows = settings.train.epochs, []
+    for work in finetune_work(settings):
+        key = layout.RUN.format(**work)
+        if key in walls:
+            rows.append({**work, "job": key, "wall_s": walls[key], "n_train": work["train_images"] // epochs,
+                         "epochs": epochs, "phases": phase_seconds(workdir / layout.log("finetune", key)),
+                         "image_size": settings.models[work["model"]].image_size,
+                         "eval_batch_size": settings.execution.eval_batch_size})
     return rows
 
 
@@ -131,24 +121,17 @@ def measure_floor(image_size: int, batch_size: int, eval_batch: int, images: int
     inputs = to_model_inputs(raw, spec).contiguous(memory_format=torch.channels_last)
     labels, model = torch.as_tensor(labels), built.module.to(memory_format=torch.channels_last)
 
-    def train() -> float:
-        start = time.perf_counter()
-        bare_loop(copy.deepcopy(model), inputs, labels, epochs=1, batch_size=batch_size, lr=1e-3, seed=0)
-        return len(inputs) / (time.perf_counter() - start)
-
-    def infer() -> float:
+    def infer(_copy) -> None:
         model.eval()
-        start = time.perf_counter()
         with torch.inference_mode():
             for chunk in inputs.split(eval_batch):
                 model(chunk)
-        return len(inputs) / (time.perf_counter() - start)
 
-    train(), infer()  # warm-up (allocator, kernels) outside the timing
-    runs = {"train": [], "inference": []}
-    for _ in range(repeats):
-        runs["train"].append(train())
-        runs["inference"].append(infer())
+    runners = {"train": lambda fresh: bare_loop(fresh, shuffled(inputs, labels, 1, batch_size), lr=1e-3),
+               "inference": infer}
+    alternating(runners, 1, fresh=lambda: copy.deepcopy(model))  # warm-up (allocator, kernels) outside the timing
+    seconds, _ = alternating(runners, repeats, fresh=lambda: copy.deepcopy(model))
+    runs = {name: [len(inputs) / s for s in values] for name, values in seconds.items()}
     return {"image_size": image_size, "batch_size": batch_size, "eval_batch_size": eval_batch, "images": images,
             "runs": runs, **{f"{name}_images_per_s": median(values) for name, values in runs.items()}}
 
@@ -159,47 +142,44 @@ def job_floor(job: dict, rates: dict) -> float:
 
 def profile(args, workdir: Path, settings) -> dict:
     walls, log = job_walls(workdir), main_invocation(workdir)
-    rules = {rule: {"jobs": len(jobs), "total_s": sum(jobs.values())} for rule, jobs in walls.items()}
-    summed = sum(row["total_s"] for row in rules.values())
+    summed = sum(s for jobs in walls.values() for s in jobs.values())
+    rules = {rule: {"jobs": len(jobs), "total_s": sum(jobs.values()), "mean_s": sum(jobs.values()) / len(jobs),
+                    "share": sum(jobs.values()) / summed}
+             for rule, jobs in sorted(walls.items(), key=lambda item: -sum(item[1].values()))}
     print(f"rules of {workdir} (column s of {layout.BENCHMARKS})\n{'rule':<22}{'jobs':>5}{'total s':>10}"
           f"{'mean s':>9}{'share':>8}")
-    for rule, row in sorted(rules.items(), key=lambda item: -item[1]["total_s"]):
-        row.update(mean_s=row["total_s"] / row["jobs"], share=row["total_s"] / summed)
+    for rule, row in rules.items():
         print(f"{rule:<22}{row['jobs']:>5}{row['total_s']:>10.2f}{row['mean_s']:>9.2f}{row['share']:>8.1%}")
 
-    jobs = finetune_jobs(workdir, walls.get("finetune", {}))
-    phased = [job for job in jobs if job["phases"]]
+    jobs = finetune_jobs(workdir, settings, walls.get("finetune", {}))
+    phased, wall = [job for job in jobs if job["phases"]], sum(job["wall_s"] for job in jobs)
     totals = {name: sum(job["phases"].get(name, 0.0) for job in phased) for name in PHASES}
     totals["outside"] = sum(job["wall_s"] - sum(job["phases"].values()) for job in phased)
-    wall = sum(job["wall_s"] for job in jobs)
     print(f"\nfine-tune phases, {len(phased)} jobs with a phase line of {len(jobs)}\n{'phase':<22}{'total s':>10}"
           f"{'share':>8}")
     for name, seconds in totals.items():
         print(f"{name:<22}{seconds:>10.2f}{seconds / max(wall, 1e-9):>8.1%}")
 
-    floors, batch = {}, settings.train.batch_size
-    if not args.no_floor and jobs:
+    floors, batch, augments = {}, settings.train.batch_size, {}
+    if jobs and not args.no_floor:
         from weightscape.runtime import pin_threads
 
         pin_threads(settings.execution.threads)
         images = args.images or max(sorted({j["n_train"] for j in jobs}), key=[j["n_train"] for j in jobs].count)
         for size, eval_batch in sorted({(job["image_size"], job["eval_batch_size"]) for job in jobs}):
-            floors[size, eval_batch] = measure_floor(size, batch, eval_batch, images, args.repeats)
-    augments = {}
+            m = floors[size, eval_batch] = measure_floor(size, batch, eval_batch, images, args.repeats)
+            print(f"\nfloor @ {size} px, train batch {batch}, eval batch {eval_batch}, {images} images, "
+                  f"{settings.execution.threads} thread(s): train {m['train_images_per_s']:.1f}, inference "
+                  f"{m['inference_images_per_s']:.1f} images/s (median of {args.repeats})")
     for job in jobs:
-        rates = floors.get((job["image_size"], job["eval_batch_size"]))
+        rates, cell = floors.get((job["image_size"], job["eval_batch_size"])), job["job"].rsplit("/", 1)[0]
         job["floor_s"] = rates and job_floor(job, rates)
-        cell = job["job"].rsplit("/", 1)[0]  # its seeds do the same work
-        if floors and cell not in augments:
+        if floors and cell not in augments:  # a cell's seeds do the same work
             augments[cell] = augmentation_seconds(workdir, job["job"], settings.conditions[job["condition"]].transforms,
                                                   job["n_train"], job["epochs"], batch)
         job["augment_s"] = augments.get(cell)
     floor = sum(job["floor_s"] for job in jobs) if floors else None
     augment = sum(job["augment_s"] or 0.0 for job in jobs) if augments else None
-    for m in floors.values():
-        print(f"\nfloor @ {m['image_size']} px, train batch {batch}, eval batch {m['eval_batch_size']}, {m['images']} "
-              f"images, {settings.execution.threads} thread(s): train {m['train_images_per_s']:.1f}, inference "
-              f"{m['inference_images_per_s']:.1f} images/s (median of {args.repeats})")
     if floor:
         print(f"{len(jobs)} fine-tunes: wall {wall:.2f} s, floor {floor:.2f} s, wall / floor {wall / floor:.2f}" +
               (f"; bare augmentation {augment:.2f} s, wall / (floor + augmentation) {wall / (floor + augment):.2f}"
@@ -218,15 +198,14 @@ def profile(args, workdir: Path, settings) -> dict:
         print(f"\nrun wall {run_wall:.1f} s ({Path(log['path']).name}, {log['jobs']} jobs), {args.cores} cores; idle "
               f"core-s {run['idle_core_s']:.1f}" + (f"; run floor {run_floor:.1f} s, wall / it {run['ratio']:.2f}"
                                                    if run_floor else ""))
-    return {"workdir": str(workdir), "rules": rules, "finetune_jobs": jobs,
+    return {"workdir": str(workdir), "rules": rules, "finetune_jobs": jobs, "run": run,
             "phases": {"jobs": len(phased), "no_phase_line": [j["job"] for j in jobs if not j["phases"]],
                        "total_s": totals},
             "floor": {"measurements": list(floors.values()), "batch_size": batch, "jobs": len(jobs),
                       "train_images": sum(j["train_images"] for j in jobs),
                       "eval_images": sum(j["eval_images"] for j in jobs), "wall_s": wall, "floor_s": floor,
                       "ratio": floor and wall / floor, "augment_s": augment,
-                      "floor_with_augment_s": augment is not None and floor + augment or None},
-            "run": run}
+                      "floor_with_augment_s": augment is not None and floor + augment or None}}
 
 
 def rerun(workdir: Path, key: str, configs: list[Path]) -> None:
@@ -259,16 +238,16 @@ def idle(args, workdir: Path, settings) -> dict:
     from weightscape.runtime import pin_threads
 
     pin_threads(settings.execution.threads)
-    info = {row["job"]: row for row in finetune_jobs(workdir, dict.fromkeys(keys, 0.0))}
+    info = {row["job"]: row for row in finetune_jobs(workdir, settings, dict.fromkeys(keys, 0.0))}
     saved, rows, last = Path(tempfile.mkdtemp(prefix="grid_profile-")), {key: defaultdict(list) for key in keys}, None
+    copies = {path: saved / f"{i}-{path.name}" for i, key in enumerate(keys) for path in job_files(key)}
     try:
-        for i, key in enumerate(keys):  # the run's files aside, times kept
-            for path in job_files(key):
-                shutil.copy2(path, saved / f"{i}-{path.name}")
+        for path, kept in copies.items():  # the run's files aside, times kept
+            shutil.copy2(path, kept)
         rerun(workdir, keys[0], args.configfile)  # untimed: starts the fork server, as the first job of a run does
         for repeat in range(args.repeats):
-            for i, key in enumerate(keys):
-                job, r = info[key], rows[key]
+            for key in keys:
+                job, r, files = info[key], rows[key], job_files(key)
                 what = (job["image_size"], settings.train.batch_size, job["eval_batch_size"],
                         args.images or job["n_train"], args.floor_repeats)
                 before = last[1] if last and last[0] == what else measure_floor(*what)
@@ -277,19 +256,18 @@ def idle(args, workdir: Path, settings) -> dict:
                 rerun(workdir, key, args.configfile)
                 last = (what, measure_floor(*what))  # also the floor before the next job when it does the same work
                 r["floor_around_s"].append([job_floor(job, before), job_floor(job, last[1])])
-                r["floor_s"].append(statistics.mean(r["floor_around_s"][-1]))
-                r["wall_s"].append(benchmark_seconds(job_files(key)[-1]))
-                r["phases"].append(phase_seconds(job_files(key)[-2]) or {})
+                r["floor_s"].append(mean(r["floor_around_s"][-1]))
+                r["wall_s"].append(benchmark_seconds(files[-1]))
+                r["phases"].append(phase_seconds(files[-2]) or {})
                 r["augment_s"] += [] if augment is None else [augment]
-                r["identical"].append(all(filecmp.cmp(path, saved / f"{i}-{path.name}", shallow=False)
-                                          for path in job_files(key)[:len(RUN_FILES)]))
+                r["identical"].append(all(filecmp.cmp(path, copies[path], shallow=False)
+                                          for path in files[:len(RUN_FILES)]))
                 print(f"repeat {repeat + 1}/{args.repeats} {key}: wall {r['wall_s'][-1]:.2f} s, floor "
                       f"{r['floor_s'][-1]:.2f} s" + (f", augmentation {augment:.2f} s" if augment else ""), flush=True)
     finally:
-        for i, key in enumerate(keys):
-            for path in job_files(key):
-                if (saved / f"{i}-{path.name}").is_file():
-                    shutil.copy2(saved / f"{i}-{path.name}", path)
+        for path, kept in copies.items():
+            if kept.is_file():
+                shutil.copy2(kept, path)
         shutil.rmtree(saved, ignore_errors=True)
     out = {}
     print(f"\n{'job':<52}{'wall/floor':>11}{'w/(f+a)':>9}{'paired':>8}{'outside s':>10}{'drift':>7}  identical")
@@ -297,13 +275,12 @@ def idle(args, workdir: Path, settings) -> dict:
         wall, floor = median(r["wall_s"]), median(r["floor_s"])
         augment = median(r["augment_s"]) if r["augment_s"] else None
         paired = [w / (f + a) for w, f, a in zip(r["wall_s"], r["floor_s"], r["augment_s"] or [0.0] * len(r["wall_s"]))]
-        out[key] = {**r, "wall": wall, "floor": floor, "ratio": wall / floor, "augment": augment,
-                    "ratio_with_augment": wall / (floor + (augment or 0.0)), "paired_ratios": paired,
-                    "paired_ratio": median(paired),
-                    "outside": median([w - p.get("train", 0.0) - p.get("evaluate", 0.0)
-                                       for w, p in zip(r["wall_s"], r["phases"])]),
-                    "drift": max(abs(after / before - 1) for before, after in r["floor_around_s"])}
-        o = out[key]
+        o = out[key] = {**r, "wall": wall, "floor": floor, "ratio": wall / floor, "augment": augment,
+                        "ratio_with_augment": wall / (floor + (augment or 0.0)), "paired_ratios": paired,
+                        "paired_ratio": median(paired),
+                        "outside": median([w - p.get("train", 0.0) - p.get("evaluate", 0.0)
+                                           for w, p in zip(r["wall_s"], r["phases"])]),
+                        "drift": max(abs(after / before - 1) for before, after in r["floor_around_s"])}
         print(f"{key:<52}{o['ratio']:>11.3f}{o['ratio_with_augment']:>9.3f}{o['paired_ratio']:>8.3f}"
               f"{o['outside']:>10.2f}{o['drift']:>7.1%}  {all(r['identical'])}")
     return out
@@ -330,18 +307,14 @@ def projection(args, settings) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("workdir", nargs="?", type=Path, default=Path("."))
-    parser.add_argument("--configfile", nargs="+", type=Path, default=[], help="the run's config file(s)")
-    parser.add_argument("--cores", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=None, help="floor repeats (profile: 3) or job repeats "
-                                                                       "(--idle: 2)")
-    parser.add_argument("--floor-repeats", type=int, default=3, help="--idle: floor repeats per measurement")
-    parser.add_argument("--images", type=int, default=None, help="training images of the floor")
-    parser.add_argument("--no-floor", action="store_true", help="tables only, no torch measurement")
-    parser.add_argument("--idle", nargs="*", default=None, metavar="KEY", help="rerun fine-tune jobs one at a time")
+    parser.add_argument("--configfile", nargs="+", type=Path, default=[])
+    parser.add_argument("--idle", nargs="*", default=None, metavar="KEY")
+    parser.add_argument("--project", type=Path, default=None, metavar="RATES")
+    parser.add_argument("--no-floor", action="store_true")
     parser.add_argument("--json", type=Path, default=None, help="also write every figure here")
-    parser.add_argument("--project", type=Path, default=None, metavar="RATES", help="project the config's fine-tunes")
-    parser.add_argument("--gpus", type=int, default=1, help="--project: GPUs")
-    parser.add_argument("--jobs-per-gpu", type=int, default=None, help="--project: default train.jobs_per_gpu")
+    for name, default in (("cores", 2), ("repeats", None), ("floor-repeats", 3), ("images", None), ("gpus", 1),
+                          ("jobs-per-gpu", None)):
+        parser.add_argument(f"--{name}", type=int, default=default)
     args = parser.parse_args()
     args.repeats = args.repeats or (2 if args.idle is not None else 3)
     workdir = args.workdir.resolve()

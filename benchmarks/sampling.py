@@ -7,21 +7,18 @@ shipped generator (resources/generators/fashion_mnist-ddpm) or, with --random, a
 architecture. Runs alternate (bare, project, ...) and the median images/s of each is reported.
 Goal: project / bare >= 0.95.
 
-    python benchmarks/sampling.py [--per-class 10] [--steps 50] [--batch-size 50] [--repeats 3] [--threads 1]
+    python benchmarks/sampling.py [--per-class 10] [--steps 50] [--batch-size 50] [--guidance-scale 2.0]
+                                  [--repeats 3] [--threads 1] [--random]
 """
 
 from __future__ import annotations
 
-import argparse
 import statistics
-import time
-from pathlib import Path
 
 import torch
 
+from _common import REPO, alternating, options
 from weightscape.runtime import pin_threads
-
-SHIPPED = Path(__file__).resolve().parent.parent / "resources" / "generators" / "fashion_mnist-ddpm"
 
 
 def bare_sampling(unet, scheduler, labels, batch_size, guidance_scale, null_class, seed):
@@ -42,15 +39,8 @@ def bare_sampling(unet, scheduler, labels, batch_size, guidance_scale, null_clas
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--per-class", type=int, default=10)
-    parser.add_argument("--steps", type=int, default=50)
-    parser.add_argument("--batch-size", type=int, default=50)
-    parser.add_argument("--guidance-scale", type=float, default=2.0)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--random", action="store_true", help="a random-init UNet instead of the shipped one")
-    args = parser.parse_args()
+    args = options(__doc__, per_class=10, steps=50, batch_size=50, guidance_scale=2.0, repeats=3, threads=1,
+                   random=False)
     pin_threads(args.threads)
 
     from weightscape.synth.ddpm import build_unet, load_ddpm
@@ -62,23 +52,18 @@ def main() -> None:
         info = {"classes": [str(i) for i in range(10)], "train": train}
         unet = build_unet(train["arch"], 28, 1, 10).eval()
     else:
-        unet, info = load_ddpm(SHIPPED)
+        unet, info = load_ddpm(REPO / "resources" / "generators" / "fashion_mnist-ddpm")
     settings = {"steps": args.steps, "guidance_scale": args.guidance_scale, "eta": 0.0,
                 "batch_size": args.batch_size, "seed": 0}
     classes = len(info["classes"])
     labels = torch.arange(classes).repeat_interleave(args.per_class)
-    n = len(labels)
-    times = {"bare": [], "weightscape": []}
-    for _ in range(args.repeats):
-        scheduler = ddim_scheduler(info["train"], args.steps)
-        started = time.perf_counter()
-        bare_sampling(unet, scheduler, labels, args.batch_size, args.guidance_scale, classes, 0)
-        times["bare"].append(time.perf_counter() - started)
-        started = time.perf_counter()
-        sample_ddpm(unet, info, args.per_class, settings)
-        times["weightscape"].append(time.perf_counter() - started)
-    rate = {name: n / statistics.median(values) for name, values in times.items()}
-    print(f"{n} images, DDIM {args.steps} steps, guidance {args.guidance_scale}, batch {args.batch_size}, "
+    seconds, _ = alternating({  # the bare loop's scheduler is made outside the timing
+        "bare": lambda scheduler: bare_sampling(unet, scheduler, labels, args.batch_size, args.guidance_scale,
+                                                classes, 0),
+        "weightscape": lambda _: sample_ddpm(unet, info, args.per_class, settings),
+    }, args.repeats, fresh=lambda: ddim_scheduler(info["train"], args.steps))
+    rate = {name: len(labels) / statistics.median(values) for name, values in seconds.items()}
+    print(f"{len(labels)} images, DDIM {args.steps} steps, guidance {args.guidance_scale}, batch {args.batch_size}, "
           f"{args.threads} thread(s), {'random' if args.random else 'shipped'} UNet, median of {args.repeats}")
     print(f"bare diffusers loop   {rate['bare']:8.2f} images/s")
     print(f"weightscape synthesize{rate['weightscape']:8.2f} images/s")

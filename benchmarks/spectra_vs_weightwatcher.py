@@ -12,19 +12,12 @@ Goals: weightscape >= 10x faster than WeightWatcher default, <= 1.5x the floor; 
 
 from __future__ import annotations
 
-import argparse
 import logging
-import time
 
 import numpy as np
 
+from _common import options, timed
 from weightscape.runtime import pin_threads
-
-
-def timed(function):
-    start = time.perf_counter()
-    result = function()
-    return time.perf_counter() - start, result
 
 
 def floor_seconds(model, split_qkv: bool) -> float:
@@ -49,10 +42,7 @@ def floor_seconds(model, split_qkv: bool) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["resnet50", "vit_b_16"])
-    parser.add_argument("--no-mp", action="store_true", help="skip the (slow) mp_fit=True comparison")
-    args = parser.parse_args()
+    args = options(__doc__, models=["resnet50", "vit_b_16"], no_mp=False)  # --no-mp: skip the (slow) mp_fit=True
     pin_threads(1)
     logging.disable(logging.WARNING)  # WeightWatcher logs every layer
 

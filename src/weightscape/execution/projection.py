@@ -1,12 +1,13 @@
-"""How long a config's fine-tunes take on G GPUs with k jobs per GPU, from measured rates (benchmarks/gpu_check.py
---share writes the rates file; benchmarks/grid_profile.py --project prints the projection).
+"""How long a config's fine-tunes take on G GPUs with k jobs per GPU, from measured rates (benchmarks/train_loop.py
+--rates writes the rates file; benchmarks/grid_profile.py --project prints the projection).
 
-A fine-tune's work is what it trains and evaluates, counted from the config as benchmarks/grid_profile.py counts it
-in a finished run: n_train x epochs training images (a synthetic mix's n_train from weightscape.synth.mixing), and
-val x (epochs + 1) + test + OOD images evaluated. With k jobs per GPU a job runs at the per-job rates measured with
-k jobs sharing one GPU, plus a fixed start-up (imports, CUDA context, first-epoch warm-up). G x k jobs run at once:
-the wall time is the longest-first greedy schedule of the jobs on G x k lanes (never below total / lanes or the
-longest job). Other rules are not projected; the synthetic images the config needs are counted, not timed.
+A fine-tune's work is what it trains and evaluates, counted from the config (benchmarks/grid_profile.py takes the
+same counts for a finished run's floor): n_train x epochs training images (a synthetic mix's n_train from
+weightscape.synth.mixing), and val x (epochs + 1) + test + OOD images evaluated. With k jobs per GPU a job runs at
+the per-job rates measured with k jobs sharing one GPU, plus a fixed start-up (imports, CUDA context, first-epoch
+warm-up). G x k jobs run at once: the wall time is the longest-first greedy schedule of the jobs on G x k lanes
+(never below total / lanes or the longest job). Other rules are not projected; the synthetic images the config needs
+are counted, not timed.
 
 The rates file (JSON): {"device": ..., "measured": date, "models": {name: {"arch": ..., "image_size": ...,
 "batch_size": ..., "startup_s": s, "jobs": {"<k>": {"train_images_per_s": r, "inference_images_per_s": r}}}}},
