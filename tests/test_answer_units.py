@@ -230,3 +230,15 @@ def facts(**kw):
 def test_every_branch_of_the_rule(kw, verdict, reason):
     v, r = decide(facts(**kw))
     assert v == verdict and reason in r, (v, r)
+
+
+def test_the_summary_rests_on_the_lens_that_decides_most_and_never_on_a_contradicted_within_the_margin():
+    from weightscape.answer.overview import resting_lens
+
+    small, none = "detected, within the margin", "no measurable effect"
+    # the update moves log norm beyond the margin, undecided: W's "within the margin" is not the headline
+    assert resting_lens({"W": (small, ""), "delta": ("inconclusive", "log_norm")}) == "delta"
+    assert resting_lens({"W": (small, ""), "delta": ("inconclusive", "")}) == "W"
+    assert resting_lens({"W": ("like weight decay", "log_norm"), "delta": ("inconclusive", "log_norm")}) == "W"
+    assert resting_lens({"W": (none, ""), "delta": (small, "")}) == "delta"  # a tie: the update's lens
+    assert resting_lens({"W": ("inconclusive", float("nan")), "delta": ("inconclusive", "")}) == "delta"

@@ -105,6 +105,11 @@ def sensitivity_line(sensitivity: pd.DataFrame) -> str:
             f"sensitivity.csv): " + "; ".join(bits) + ".")
 
 
+def _metrics(names: str) -> str:
+    """'log_norm,log_spectral_norm' (power.csv's metric cell) as prose: 'log norm, log spectral norm'."""
+    return ", ".join(nice(m) for m in str(names).split(","))
+
+
 def power_line(power: pd.DataFrame, verdicts: pd.DataFrame) -> str:
     """What more seeds would decide, per undecided verdict and lens, at the observed effects (power.csv)."""
     from .answer.power import ALREADY, seeds_to_decide
@@ -115,13 +120,13 @@ def power_line(power: pd.DataFrame, verdicts: pd.DataFrame) -> str:
     for lens, part in power.groupby("lens", sort=False):
         for _, r in seeds_to_decide(part).iterrows():
             if r["decides_by"] == ALREADY:
-                bits.append(f"{r['condition']} on {LENS_NAMES[lens]}: its {nice(r['metric'])} already beyond the "
+                bits.append(f"{r['condition']} on {LENS_NAMES[lens]}: its {_metrics(r['metric'])} already beyond the "
                             f"margin, held up by the curve tests")
             elif not np.isfinite(r["seeds_needed"]):
                 bits.append(f"{r['condition']} on {LENS_NAMES[lens]}: more than 1000 seeds")
             else:
                 bits.append(f"{r['condition']} on {LENS_NAMES[lens]}: {int(r['more_seeds'])} more (its "
-                            f"{nice(r['metric'])} {r['decides_by']})")
+                            f"{_metrics(r['metric'])} {r['decides_by']})")
     return ("Seeds that would show an undecided verdict's effect beyond or within the margin (80 % power at the "
             "observed effects, power.csv): " + "; ".join(bits) + ". Adding seeds to the config reruns only the "
             "new seeds' jobs and the summaries.")
@@ -226,10 +231,11 @@ def answer_section(answer: dict[str, pd.DataFrame], resample_per_seed: bool = Fa
         out += ["The lenses disagree on " + ", ".join(disagree["condition"]) + " (other_lenses in overview.csv).", ""]
     out += ["## How to read this", "",
             f"Every statistic above is across seeds: a seed is one independent fine-tune - it varies "
-            f"{replication(resample_per_seed)} - {seeds} per condition. Two lenses look at each fine-tune: W, the fine-tuned weights against "
-            f"pretrained, and Delta W, the update W_finetuned - W_pretrained itself; a verdict names the lens it "
-            f"rests on (the more decided one). Equivalent strengths are confidence sets from seed-level tests over "
-            f"the regularizer's dose-response curve ('p < 0.30': the set reaches no regularization; '>=': it reaches "
+            f"{replication(resample_per_seed)} - {seeds} per condition. Two lenses look at each fine-tune: W, the "
+            f"fine-tuned weights against pretrained, and Delta W, the update W_finetuned - W_pretrained itself; a "
+            f"verdict names the lens it rests on (the more decided one: a 'like', then an undecided effect beyond "
+            f"the margin, then 'within the margin'). Equivalent strengths are confidence sets from seed-level tests "
+            f"over the regularizer's dose-response curve ('p < 0.30': the set reaches no regularization; '>=': it reaches "
             f"the strongest level measured); outcome intervals are 95 % t-intervals across seeds. " + verdict.RULE,
             "", "What the regularizers themselves move (the curves the conditions are compared with):", ""]
     out += moves_lines(answer["regularizers"])

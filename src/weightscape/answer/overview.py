@@ -33,12 +33,24 @@ def outcome_summary(runs: pd.DataFrame, condition: str, outcome: str) -> dict:
 
 #: how strongly a verdict decides: the lens a condition's overview row rests on is its most decided one
 _STRENGTH = {"like dropout": 3, "like weight decay": 3, "detected, within the margin": 2, "no measurable effect": 2}
+#: an undecided verdict whose effect lies beyond the margin on some metric: it outranks "within the margin" on
+#: another lens, which it contradicts (the weights did change by more than the margin)
+_BEYOND_UNDECIDED = 2.5
 
 
-def resting_lens(by_lens: dict[str, str]) -> str:
-    """The lens a condition's verdict rests on: the one whose verdict decides most (like > within the margin >
-    inconclusive); on a tie the update's (Delta W) lens, which carries the change whole."""
-    order = sorted(by_lens, key=lambda lens: (_STRENGTH.get(by_lens[lens], 0), lens != "W"), reverse=True)
+def strength(verdict: str, beyond_margin: str = "") -> float:
+    """How much a lens's verdict decides: like > inconclusive with an effect beyond the margin > within the
+    margin > inconclusive."""
+    if verdict not in _STRENGTH and isinstance(beyond_margin, str) and beyond_margin:
+        return _BEYOND_UNDECIDED
+    return _STRENGTH.get(verdict, 0)
+
+
+def resting_lens(by_lens: dict[str, tuple[str, str]]) -> str:
+    """The lens a condition's verdict rests on, from {lens: (verdict, beyond_margin metrics)}: the one whose
+    verdict decides most (`strength`), so that "within the margin" on W is never the headline while the update
+    moves beyond the margin; on a tie the update's (Delta W) lens, which carries the change whole."""
+    order = sorted(by_lens, key=lambda lens: (strength(*by_lens[lens]), lens != "W"), reverse=True)
     return order[0]
 
 
@@ -61,7 +73,8 @@ def overview(verdicts: dict[str, pd.DataFrame], runs: pd.DataFrame) -> pd.DataFr
                      other_lenses="", disagree=False, dropout="", weight_decay=""))
     for c in order:
         by_lens = {lens: v.at[c, "verdict"] for lens, v in tables.items() if c in v.index}
-        lens = resting_lens(by_lens)
+        lens = resting_lens({k: (x, tables[k].at[c, "beyond_margin"] if "beyond_margin" in tables[k] else "")
+                             for k, x in by_lens.items()})
         v = tables[lens].loc[c]
         likes = {x for x in by_lens.values() if x.startswith("like")}
         rows.append(dict(condition=c, family=v["family"], n_seeds=int(v["n_seeds"]), verdict=v["verdict"],
