@@ -17,7 +17,7 @@ import planted as P
 import pytest
 
 from weightscape import stats as S
-from weightscape.answer import dose, judge, seeds, settings
+from weightscape.answer import dose, judge, overview, seeds, settings
 from weightscape.answer.verdict import INCONCLUSIVE, LIKE, NO_EFFECT, SMALL
 
 DRAWS = range(10)
@@ -52,12 +52,22 @@ def family_of(copy: str) -> str:
 LENSES = ("W", "delta")
 
 
-@pytest.fixture(scope="module", params=LENSES)
-def draws(request):
+def control_plan(lens: str) -> dict:
+    """Every measured regularizer level, a copy of each, and the baseline plus noise."""
+    return {**P.regularizer_plan(lens), **P.copies(lens), **P.baseline_copy(lens)}
+
+
+@pytest.fixture(scope="module")
+def all_draws():
+    """{lens: {(draw, n_seeds): answer tables}}."""
+    return {lens: {(d, n): P.run(control_plan(lens), n, lens=lens, rng_seed=d) for d in DRAWS for n in N_SEEDS}
+            for lens in LENSES}
+
+
+@pytest.fixture(params=LENSES)
+def draws(request, all_draws):
     """(lens, {(draw, n_seeds): answer tables})."""
-    lens = request.param
-    plan = {**P.regularizer_plan(lens), **P.copies(lens), **P.baseline_copy(lens)}
-    return lens, {(d, n): P.run(plan, n, lens=lens, rng_seed=d) for d in DRAWS for n in N_SEEDS}
+    return request.param, all_draws[request.param]
 
 
 def verdicts(draws) -> pd.DataFrame:
@@ -101,27 +111,47 @@ def test_never_no_measurable_effect_while_an_effect_is_detected(draws):
 RECOGNISED = {"W": {3: ("weight_decay_0.001", "weight_decay_0.005")},
               "delta": {3: ("dropout_0.5", "dropout_0.7"),
                         30: tuple(f"weight_decay_{x:g}" for x in (1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3))}}
+#: of 10 draws, how many must call such a copy its own regularizer: at 3 seeds (2 degrees of freedom) the
+#: equivalence test against the curve's end point (dropout 0.7 on Delta W) passes in about 3 of 4 draws; the
+#: others stay inconclusive, never wrong (asserted in every draw)
+RECOGNISED_IN = 7
+
+
+def level_inside(tables: dict, copy: str) -> bool:
+    """The copy's level lies in the interval reported for it on its own regularizer (where it is placed: the
+    confidence set; off the curve or beyond it: the levels where it is equivalent)."""
+    pl = tables["placement"].set_index(["condition", "regularizer"]).loc[(copy, family_of(copy))]
+    low, high = pl["level_ci_low"], pl["level_ci_high"]
+    if pl["position"] in (dose.OFF_CURVE, dose.BEYOND):
+        low, high = pl["equivalent_low"], pl["equivalent_high"]
+    return bool(low <= level_of(copy) * (1 + 1e-9) and level_of(copy) <= high * (1 + 1e-9))
 
 
 def test_copies_of_levels_beyond_the_margin_are_recognised_at_their_level(draws):
+    """Each level and seed count of RECOGNISED on its own (10 draws): "like" its own regularizer in a clear
+    majority of draws (RECOGNISED_IN) and "inconclusive" in the others - never a within-the-margin state for an
+    effect beyond 1.5 x the margin - with its level inside the reported interval in all but at most one."""
     lens, draws = draws
-    recognised, inside = [], []
     for n, levels in RECOGNISED[lens].items():
         assert set(levels) <= beyond_the_margin(lens)
         for level in levels:
             copy = f"copy:{level}"
-            for d in DRAWS:
-                tables = draws[(d, n)]
-                verdict = tables["verdicts"].set_index("condition").at[copy, "verdict"]
-                recognised.append(verdict == LIKE[family_of(copy)])
-                if recognised[-1]:
-                    pl = tables["placement"].set_index(["condition", "regularizer"]).loc[(copy, family_of(copy))]
-                    low, high = pl["level_ci_low"], pl["level_ci_high"]
-                    if pl["position"] in (dose.OFF_CURVE, dose.BEYOND):  # reported: where it is equivalent
-                        low, high = pl["equivalent_low"], pl["equivalent_high"]
-                    inside.append(low <= level_of(copy) * (1 + 1e-9) and level_of(copy) <= high * (1 + 1e-9))
-    assert np.mean(recognised) >= 0.9, np.mean(recognised)
-    assert np.mean(inside) >= 0.9, np.mean(inside)
+            called = [draws[(d, n)]["verdicts"].set_index("condition").at[copy, "verdict"] for d in DRAWS]
+            recognised = [d for d, v in zip(DRAWS, called) if v == LIKE[family_of(copy)]]
+            assert len(recognised) >= RECOGNISED_IN and set(called) <= {LIKE[family_of(copy)], INCONCLUSIVE}, (
+                lens, n, level, called)
+            inside = [level_inside(draws[(d, n)], copy) for d in recognised]
+            assert sum(inside) >= len(inside) - 1, (lens, n, level, inside)
+
+
+def test_a_copy_called_its_own_regularizer_is_placed_at_its_level(draws):
+    """Every "like" verdict of a copy, at any level and seed count, recognised or not by RECOGNISED: its level
+    inside the reported interval (a 95 % confidence set: at least 90 % of them)."""
+    lens, draws = draws
+    inside = [level_inside(tables, c) for tables in draws.values()
+              for c, v in tables["verdicts"][["condition", "verdict"]].itertuples(index=False)
+              if c.startswith("copy:") and c != "copy:baseline" and v == LIKE[family_of(c)]]
+    assert len(inside) >= 50 and np.mean(inside) >= 0.9, (len(inside), np.mean(inside))
 
 
 def test_copies_of_levels_within_the_margin_end_within_the_margin(draws):
@@ -142,8 +172,37 @@ def test_no_verdict_weakens_as_seeds_grow(draws):
         weaker |= (kind[a] != INCONCLUSIVE) & (kind[b] != kind[a])
     copies = kind.index.get_level_values("condition").str.startswith("copy:")
     assert weaker[copies].mean() <= 0.05, kind[weaker & copies]
+    # a copy of a level beyond 1.5 x the margin (no borderline effect): never weaker
+    beyond = kind.index.get_level_values("condition").isin([f"copy:{c}" for c in beyond_the_margin(draws[0])])
+    assert not weaker[beyond].any(), kind[weaker & beyond]
     like = copies & kind[3].str.startswith("like").to_numpy()
     assert (kind.loc[like, 30] == kind.loc[like, 3]).mean() >= 0.9
+
+
+def test_the_summary_table_across_both_lenses_keeps_the_controls(all_draws):
+    """The summary table's verdict, of the lens a condition rests on (`overview.resting_lens`), from both lenses'
+    verdicts of one draw: a copy is never called the other regularizer nor the two lenses' verdicts contradictory,
+    the baseline copy never "like" anything, every copy a lens must recognise at 3 seeds (RECOGNISED) is recognised
+    as often as there (RECOGNISED_IN of 10 draws), and a "like" at 3 seeds stays that at 30 (always, for a copy of a
+    level beyond 1.5 x the margin)."""
+    rows = pd.concat([overview.overview({lens: all_draws[lens][key]["verdicts"] for lens in LENSES},
+                                        P.make_runs(control_plan("W"), key[1])).assign(draw=key[0], n=key[1])
+                      for key in all_draws["W"]])
+    copies = rows[rows["condition"].str.startswith("copy:") & (rows["condition"] != "copy:baseline")]
+    own = copies["condition"].map(lambda c: LIKE[family_of(c)])
+    assert not (copies["verdict"].str.startswith("like") & (copies["verdict"] != own)).any()
+    assert not copies["disagree"].astype(bool).any()
+    assert not rows.loc[rows["condition"] == "copy:baseline", "verdict"].str.startswith("like").any()
+    for level in {x for by_n in RECOGNISED.values() for x in by_n.get(3, ())}:
+        called = rows[(rows["condition"] == f"copy:{level}") & (rows["n"] == 3)]
+        assert (called["verdict"] == LIKE[family_of(f"copy:{level}")]).sum() >= RECOGNISED_IN, (
+            level, list(called["verdict"]))
+    at = rows.pivot_table(index=["draw", "condition"], columns="n", values="verdict", aggfunc="first")
+    condition = at.index.get_level_values("condition")
+    like3 = at[3].str.startswith("like") & condition.str.startswith("copy:")
+    beyond = condition.isin([f"copy:{c}" for lens in LENSES for c in beyond_the_margin(lens)])
+    assert (at.loc[like3 & beyond, 30] == at.loc[like3 & beyond, 3]).all(), at[like3 & beyond]
+    assert (at.loc[like3, 30] == at.loc[like3, 3]).mean() >= 0.9
 
 
 @pytest.mark.parametrize("lens", LENSES)

@@ -12,16 +12,23 @@ import pytest
 
 from weightscape import answer_report, report
 from weightscape.answer import TABLES, read_table, write_answer
+from weightscape.names import nice
 from weightscape.stats import outcome_tests
 
 NUMBER = r"[-+]?(?:\d+\.?\d*(?:e[-+]?\d+)?|inf)"
 
 
 def _runs_with_outcomes(plan, n_seeds):
+    """Runs whose training loss and ID accuracy follow each condition's planted effect on the first metric (so the
+    confound and predictor lines carry real numbers, not "n/a"), the other outcomes noise."""
     runs = P.make_runs(plan, n_seeds)
     rng = np.random.default_rng(5)
-    return runs.assign(id_accuracy=rng.uniform(0.7, 0.9, len(runs)), ood_accuracy=rng.uniform(0.5, 0.8, len(runs)),
-                       id_ece=rng.uniform(0.05, 0.1, len(runs)), ood_ece=rng.uniform(0.05, 0.15, len(runs)))
+    first = pd.Series({c: v[2][0] for c, v in plan.items()})
+    signal = runs["condition"].map(first / first.abs().max()).fillna(0.0).to_numpy()
+    return runs.assign(id_accuracy=0.8 - 0.1 * signal + rng.normal(0, 0.002, len(runs)),
+                       ood_accuracy=rng.uniform(0.5, 0.8, len(runs)), id_ece=rng.uniform(0.05, 0.1, len(runs)),
+                       ood_ece=rng.uniform(0.05, 0.15, len(runs)),
+                       final_train_loss=0.2 + 0.5 * signal + rng.normal(0, 0.002, len(runs)))
 
 
 def _summary(tmp_path, plan, n_seeds=3, rng_seed=0):
@@ -62,7 +69,9 @@ def test_the_summary_opens_with_the_one_table_whose_cells_are_the_csvs(summary):
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert cells[0] == f"**{r['condition']}**" and cells[2] == answer_report.verdict_cell(r)
         assert cells[2].startswith(r["verdict"])
+        assert cells[1] == nice(r["family"])
         assert cells[3] == (r["dropout"] if isinstance(r["dropout"], str) else "")
+        assert cells[4] == (r["weight_decay"] if isinstance(r["weight_decay"], str) else "")
         for cell, outcome in zip(cells[5:], ("id_accuracy", "ood_accuracy", "id_ece")):
             numbers = [float(x) for x in re.findall(NUMBER, cell)]
             expected = [r[outcome], r[f"{outcome}_ci_low"], r[f"{outcome}_ci_high"]]
@@ -126,6 +135,7 @@ def test_the_power_confound_and_predictor_lines_are_their_csvs(summary):
         for _, r in seeds_to_decide(part).iterrows():
             if np.isfinite(r["seeds_needed"]):
                 assert f"{r['condition']} on {name}: {int(r['more_seeds'])} more" in power_line
+    assert tables["confound"]["r"].notna().any() and (tables["predictors"]["statement"] == "predictive").any()
     for _, r in tables["confound"].iterrows():
         name = {"W": "W", "delta": "Delta W"}[r["lens"]]
         line = next(line for line in opening.splitlines() if line.startswith(f"- Training loss against the effects "
@@ -135,3 +145,23 @@ def test_the_power_confound_and_predictor_lines_are_their_csvs(summary):
     for _, r in tables["predictors"][tables["predictors"]["statement"] != "inconclusive"].iterrows():
         assert (f"{r['metric'].replace('_', ' ')} of {r['outcome'].replace('_', ' ')} (rho "
                 f"{answer_report.fmt(r['rho'])}") in opening
+
+
+def test_the_readme_shows_the_summary_table_as_the_summary_prints_it():
+    """README's excerpt (pasted from a real run) keeps the table's current header and verdict vocabulary, so a
+    change to the table's format cannot leave the README describing another one."""
+    from pathlib import Path
+
+    from weightscape.answer.overview import REFERENCE
+    from weightscape.answer.verdict import STATES
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text().splitlines()
+    header = answer_report.overview_table(pd.DataFrame(columns=[]))[0]
+    start = readme.index(header)
+    rows = [line for line in readme[start + 2:] if line.startswith("| ")]
+    rows = rows[:next((i for i, line in enumerate(rows) if not line.startswith("| **")), len(rows))]
+    assert len(rows) >= 3 and rows[0].startswith("| **baseline** | baseline | reference |")
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert len(cells) == len(answer_report.OVERVIEW_COLUMNS)
+        assert any(cells[2].startswith(state) for state in (*STATES, REFERENCE)), cells[2]
