@@ -29,7 +29,7 @@ RATES=${RATES:-benchmarks/results/gpu_rates.json}
 
 PYTHON=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python3)}
 WHEELS=${WHEELS:-.whl}
-if ! "$PYTHON" -c "import weightscape, snakemake, diffusers" 2>/dev/null; then
+if ! "$PYTHON" -c "import weightscape, snakemake, diffusers, pytest" 2>/dev/null; then
     export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
     if compgen -G "$WHEELS/*.whl" >/dev/null; then
         SITE=$(mktemp -d /tmp/weightscape-site.XXXXXX)
@@ -37,20 +37,25 @@ if ! "$PYTHON" -c "import weightscape, snakemake, diffusers" 2>/dev/null; then
         "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --target "$SITE" "$WHEELS"/*.whl
         export PYTHONPATH="$PYTHONPATH:$SITE" PATH="$SITE/bin:$PATH"
     fi
-    "$PYTHON" -c "import weightscape, snakemake, diffusers" || {
-        echo "gpu_check.sh: $PYTHON cannot import weightscape, snakemake and diffusers: run 'make setup' or put their wheels in $WHEELS" >&2
+    "$PYTHON" -c "import weightscape, snakemake, diffusers, pytest" || {
+        echo "gpu_check.sh: $PYTHON cannot import weightscape, snakemake, diffusers and pytest: run 'make setup' or put their wheels in $WHEELS" >&2
         exit 2
     }
 fi
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 PATH="$(dirname "$("$PYTHON" -c 'import sys; print(sys.executable)')"):$PATH"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+# a GPU check that quietly measured the CPU (a CPU-only torch, a broken driver) or skipped its GPU test would say ok
+"$PYTHON" -c 'import sys, torch; sys.exit(not torch.cuda.is_available())' || {
+    echo "gpu_check.sh: torch sees no CUDA device here; this check runs only on a GPU machine" >&2
+    exit 2
+}
 started=$(date +%s)
 status=0
 
 if [[ "$PARTS" == *" jobs "* ]]; then
     echo "== jobs: the paper's models, warm-up, loops, k concurrent jobs per GPU"
     mkdir -p "$(dirname "$RATES")"
-    "$PYTHON" benchmarks/train_loop.py --config configs/paper.yaml --share 1 2 4 8 --rates "$RATES" || status=1
+    "$PYTHON" benchmarks/train_loop.py --config configs/paper.yaml --device cuda --share 1 2 4 8 --rates "$RATES" || status=1
     echo "== configs/paper.yaml on one GPU, from $RATES"
     for k in 1 2 4 8; do
         "$PYTHON" benchmarks/grid_profile.py --configfile configs/paper.yaml --project "$RATES" --jobs-per-gpu $k \

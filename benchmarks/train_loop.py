@@ -213,6 +213,15 @@ def report(name: str, entry: dict, args) -> list[str]:
                     f"  finite (loss, predictions, weights): {loops['finite']}"]
 
 
+def _numbers(line: str) -> list[float] | None:
+    """One nvidia-smi sample ('57, 10240'), or None for a line with a value it could not read ('[N/A]' under MIG)."""
+    try:
+        values = [float(v) for v in line.split(",")]
+    except ValueError:
+        return None
+    return values if len(values) == 2 else None
+
+
 def window(jobs: list[subprocess.Popen], kind: str, seconds: float) -> dict:
     """A window of `kind` in all the jobs at once: images/s of all (aggregate) and of one (their mean), a job's peak
     memory, the first visible GPU's utilisation (%, mean) and memory (GiB, most) from nvidia-smi every 250 ms."""
@@ -224,7 +233,7 @@ def window(jobs: list[subprocess.Popen], kind: str, seconds: float) -> dict:
     done, samples = ask(jobs, f"{kind} {seconds}"), []
     if smi:
         smi.terminate()
-        samples = [[float(v) for v in line.split(",")] for line in smi.communicate()[0].splitlines() if "," in line]
+        samples = [row for row in (_numbers(line) for line in smi.communicate()[0].splitlines()) if row]
     return {f"{kind}_images_per_s": statistics.mean(d["images"] / d["seconds"] for d in done),
             f"aggregate_{kind}_images_per_s": sum(d["images"] for d in done) / max(d["seconds"] for d in done),
             f"{kind}_peak_gib": max(d["peak_gib"] for d in done),

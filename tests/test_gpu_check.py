@@ -113,5 +113,6 @@ def test_the_smoke_grid_on_the_gpu_at_four_jobs_per_gpu(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     runs = pd.read_csv(tmp_path / layout.RUNS_TABLE)
     assert len(runs) and not np.isinf(runs.select_dtypes("number").to_numpy(float)).any()
+    assert runs[["id_accuracy", "id_ece"]].notna().all().all()
     logs = list((tmp_path / layout.LOGS / "finetune").rglob("*.log"))
     assert logs and all(", on cuda" in path.read_text() for path in logs)
