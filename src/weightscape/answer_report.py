@@ -120,8 +120,8 @@ def power_line(power: pd.DataFrame, verdicts: pd.DataFrame) -> str:
     for lens, part in power.groupby("lens", sort=False):
         for _, r in seeds_to_decide(part).iterrows():
             if r["decides_by"] == ALREADY:
-                bits.append(f"{r['condition']} on {LENS_NAMES[lens]}: its {_metrics(r['metric'])} already beyond the "
-                            f"margin, held up by the curve tests")
+                bits.append(f"{r['condition']} on {LENS_NAMES[lens]}: its {_metrics(r['metric'])} already "
+                            f"beyond the margin, held up by the curve tests")
             elif not np.isfinite(r["seeds_needed"]):
                 bits.append(f"{r['condition']} on {LENS_NAMES[lens]}: more than 1000 seeds")
             else:
@@ -235,8 +235,8 @@ def answer_section(answer: dict[str, pd.DataFrame], resample_per_seed: bool = Fa
             f"fine-tuned weights against pretrained, and Delta W, the update W_finetuned - W_pretrained itself; a "
             f"verdict names the lens it rests on (the more decided one: a 'like', then an undecided effect beyond "
             f"the margin, then 'within the margin'). Equivalent strengths are confidence sets from seed-level tests "
-            f"over the regularizer's dose-response curve ('p < 0.30': the set reaches no regularization; '>=': it reaches "
-            f"the strongest level measured); outcome intervals are 95 % t-intervals across seeds. " + verdict.RULE,
+            f"over the regularizer's dose-response curve ('p < 0.30': the set reaches no regularization; '>=': it "
+            f"reaches the strongest level measured); outcome intervals are 95 % t-intervals across seeds. " + verdict.RULE,
             "", "What the regularizers themselves move (the curves the conditions are compared with):", ""]
     out += moves_lines(answer["regularizers"])
     inert = answer.get("inert_scale", pd.DataFrame())
