@@ -7,10 +7,15 @@ import sys
 from weightscape import layout
 from weightscape.answer import TABLES as ANSWER_TABLES
 from weightscape.config import ConfigError, validated_settings
-from weightscape.execution import gpus, scheduler
+from weightscape.execution import forkserver, gpus, scheduler
 
 # Snakemake's scheduler, left alone, wakes once a second per job started so far (weightscape.execution.scheduler)
 scheduler.install()
+
+
+onstart:
+    # a run that sends its jobs to a cluster leaves only the localrules here, on a login node: no fork server there
+    forkserver.off_when_jobs_go_to_a_cluster(workflow.executor_plugin)
 
 
 def resolve_shipped_paths(config):

@@ -1,7 +1,8 @@
 """The local fork server (weightscape.execution.forkserver), as every adapter reaches it (weightscape.execution.job):
 a job run through it computes the same bytes as in its own process, sees its own working directory, environment,
-umask and streams, returns its exit status, and dies with its job's process; it is off under SLURM, and a server
-that cannot start leaves the job to run on its own. The servers a test starts are ended by their own pids."""
+umask and streams, returns its exit status, and dies with its job's process; it is off under SLURM and for the local
+jobs of a run whose jobs go to a cluster, and a server that cannot start leaves the job to run on its own. The
+servers a test starts are ended by their own pids."""
 
 from __future__ import annotations
 
@@ -178,6 +179,22 @@ def test_off_under_slurm_and_when_switched_off(job):
     for env in ({"SLURM_JOB_ID": "7"}, {"WEIGHTSCAPE_FORK_SERVER": "0"}):
         done = job("here.pt", **env)
         assert done.returncode == 0 and not facts(job, "here.pt")["forked"]
+
+
+def test_a_run_that_sends_its_jobs_to_a_cluster_switches_the_server_off_for_its_local_jobs(monkeypatch):
+    """The workflow's onstart hands Snakemake's executor plugin to off_when_jobs_go_to_a_cluster: with the SLURM
+    plugin the jobs run on this machine (the localrules, on a login node) go without a server; with the local
+    executor nothing changes. tests/test_slurm.py checks the same through a whole SLURM run."""
+    from snakemake_interface_executor_plugins.registry import ExecutorPluginRegistry
+
+    from weightscape.execution import forkserver
+
+    monkeypatch.setenv("WEIGHTSCAPE_FORK_SERVER", "1")  # restored after the test
+    registry = ExecutorPluginRegistry()
+    forkserver.off_when_jobs_go_to_a_cluster(registry.get_plugin("local"))
+    assert os.environ["WEIGHTSCAPE_FORK_SERVER"] == "1"
+    forkserver.off_when_jobs_go_to_a_cluster(registry.get_plugin("slurm"))
+    assert os.environ["WEIGHTSCAPE_FORK_SERVER"] == "0" and not forkserver.enabled()
 
 
 def test_a_server_that_cannot_start_leaves_the_job_to_run_on_its_own(job):

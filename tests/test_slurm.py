@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -139,7 +140,16 @@ def files_under(directory: Path) -> set[str]:
 
 @pytest.mark.slurm
 @pytest.mark.pipeline
-def test_smoke_grid_on_slurm_equals_the_local_run(slurm_cluster, smoke, tmp_path):
+@pytest.fixture
+def short_tmpdir():
+    """A TMPDIR of the run's own, short enough for the fork server's socket path (which falls back to /tmp past 60
+    characters), so what the run's local jobs left there can be seen."""
+    folder = Path(tempfile.mkdtemp(prefix="wsslurm", dir="/tmp"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_smoke_grid_on_slurm_equals_the_local_run(slurm_cluster, smoke, tmp_path, short_tmpdir):
     local_dir, local_config = smoke
     workdir = tmp_path / "slurm-run"
     workdir.mkdir()
@@ -151,7 +161,7 @@ def test_smoke_grid_on_slurm_equals_the_local_run(slurm_cluster, smoke, tmp_path
         # timing for a cluster that answers at once (the profile's 40 s suit a busy real one), and the SLURM logs of
         # successful jobs kept as evidence; everything else comes from the profile
         "--slurm-init-seconds-before-status-checks", "2", "--slurm-keep-successful-logs",
-        timeout=LIMIT_S, env={"SLURM_CONF": str(slurm_cluster / "slurm.conf")})
+        timeout=LIMIT_S, env={"SLURM_CONF": str(slurm_cluster / "slurm.conf"), "TMPDIR": str(short_tmpdir)})
     elapsed = time.monotonic() - started
     log = result.stderr + result.stdout
     assert result.returncode == 0, f"exit {result.returncode} after {elapsed:.0f} s:\n{log[-6000:]}"
@@ -180,6 +190,9 @@ def test_smoke_grid_on_slurm_equals_the_local_run(slurm_cluster, smoke, tmp_path
     local = {rule: int(job_stats.pop(rule)) for rule in LOCAL_RULES if rule in job_stats}
     assert local and len(submitted) == total - sum(local.values())
     assert rules == set(job_stats) and "finetune" in rules and "spectra_run" in rules
+    # The local jobs ran on this "login node" without a fork server (the workflow's onstart switches it off when the
+    # jobs go to a cluster): no server folder, socket or start lock was made in the run's TMPDIR.
+    assert not (short_tmpdir / f"weightscape-{os.getuid()}").exists(), sorted(files_under(short_tmpdir))
 
     # Every output of the local run that is not another seed's exists here too, and nothing is left to do.
     expected = {path for path in files_under(local_dir / "results") if not OTHER_SEED.search("/" + path)}

@@ -1,7 +1,8 @@
 """How the pipeline's jobs run, kept apart from what they compute.
 
     job(snakemake, __file__)   the one helper every adapter in workflow_scripts/ opens with: the job's set-up
-    forkserver, server         job start-up without the imports (a local fork server), reached only through `job`
+    forkserver, server         job start-up without the imports (a local fork server), reached through `job`
+                               (and switched off for cluster runs by rules/common.smk's onstart)
     gpus                       several jobs per GPU: the slots a job asks for, the GPU it then takes (via `job`)
     scheduler                  a workaround for Snakemake's scheduler, installed by rules/common.smk
 

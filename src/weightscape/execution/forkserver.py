@@ -12,13 +12,15 @@ The same code runs in the same way, so results are bit-identical to a job run in
 (tests/test_forkserver.py). What differs: Snakemake's benchmark table measures the waiting process, so its wall
 time `s` is right but max_rss and cpu_time are not the job's.
 
-Off under SLURM (each job runs on some node, where a server would only add a process), where an NVIDIA driver is
+Off under SLURM (each job runs on some node, where a server would only add a process) and, in a run whose jobs go
+to a cluster, for the local jobs on the submitting machine (off_when_jobs_go_to_a_cluster), where an NVIDIA driver is
 (a fork cannot use CUDA once its parent loaded it), off Linux and with WEIGHTSCAPE_FORK_SERVER=0; a server that
 cannot be started or reached makes the job run in its own process. One server per (Python, package code, thread
 count): a change to any file of the package starts a new one, and a server exits after IDLE_SECONDS without a job.
 
-Reached only through weightscape.execution.job; .server is the server's side. Written by hand: multiprocessing's
-"forkserver" start method serves a parent's worker processes, not independent processes such as Snakemake's jobs.
+Reached through weightscape.execution.job (and off_when_jobs_go_to_a_cluster); .server is the server's side.
+Written by hand: multiprocessing's "forkserver" start method serves a parent's worker processes, not independent
+processes such as Snakemake's jobs.
 """
 
 from __future__ import annotations
@@ -53,6 +55,15 @@ def enabled() -> bool:
     return (os.environ.get("WEIGHTSCAPE_FORK_SERVER", "1") != "0" and "SLURM_JOB_ID" not in os.environ
             and sys.platform.startswith("linux") and hasattr(socket, "send_fds")
             and not Path("/dev/nvidiactl").exists())  # CUDA cannot be used in a fork once a parent loaded it
+
+
+def off_when_jobs_go_to_a_cluster(executor_plugin) -> None:
+    """Switch the server off for the rest of this Snakemake run when its executor sends jobs to a cluster
+    (`common_settings.non_local_exec`, e.g. the SLURM plugin): the only jobs left to run on this machine are then the
+    localrules, on a login node, where a server would stay behind with the whole stack in memory. Called from the
+    workflow's `onstart:` (rules/common.smk), in Snakemake's own process, whose environment its jobs inherit."""
+    if getattr(getattr(executor_plugin, "common_settings", None), "non_local_exec", False):
+        os.environ["WEIGHTSCAPE_FORK_SERVER"] = "0"
 
 
 def server_key(threads: int) -> str:
