@@ -138,8 +138,6 @@ def files_under(directory: Path) -> set[str]:
     return {str(path.relative_to(directory)) for path in directory.rglob("*") if path.is_file()}
 
 
-@pytest.mark.slurm
-@pytest.mark.pipeline
 @pytest.fixture
 def short_tmpdir():
     """A TMPDIR of the run's own, short enough for the fork server's socket path (which falls back to /tmp past 60
@@ -149,6 +147,8 @@ def short_tmpdir():
     shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.mark.slurm
+@pytest.mark.pipeline
 def test_smoke_grid_on_slurm_equals_the_local_run(slurm_cluster, smoke, tmp_path, short_tmpdir):
     local_dir, local_config = smoke
     workdir = tmp_path / "slurm-run"
